@@ -1,0 +1,168 @@
+//! Version counters in memory.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use promiscuous_core::traits::Clock;
+use promiscuous_core::BackendError;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+const NAME: &str = "memory";
+
+/// Version counters in a map behind a mutex.
+///
+/// `tick`, `read` and `advance` are each one atomic step; `wait_until` sleeps
+/// until a `tick` or `advance` changes a counter (no polling).
+#[derive(Debug, Default)]
+pub struct MemoryClock {
+    counters: Mutex<HashMap<String, u64>>,
+    changed: Notify,
+}
+
+impl MemoryClock {
+    /// A clock whose counters are all 0.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn counters(&self) -> MutexGuard<'_, HashMap<String, u64>> {
+        self.counters.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The current value of `key` (0 when never touched).
+    pub fn get(&self, key: &str) -> u64 {
+        self.counters().get(key).copied().unwrap_or(0)
+    }
+
+    /// Every counter ever touched, with its value, sorted by key.
+    pub fn snapshot(&self) -> BTreeMap<String, u64> {
+        self.counters()
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect()
+    }
+
+    /// Resets every counter to 0, as when the store holding counters is lost.
+    pub fn clear(&self) {
+        self.counters().clear();
+    }
+}
+
+#[async_trait]
+impl Clock for MemoryClock {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    async fn tick(&self, keys: &[String]) -> Result<Vec<u64>, BackendError> {
+        let mut counters = self.counters();
+        let mut values = Vec::with_capacity(keys.len());
+        for key in keys {
+            let current = counters.get(key).copied().unwrap_or(0);
+            let next = current.checked_add(1).ok_or_else(|| {
+                BackendError::new(NAME, "tick", key.as_str(), "the counter is at u64::MAX")
+            })?;
+            values.push(next);
+        }
+        for (key, value) in keys.iter().zip(&values) {
+            counters.insert(key.clone(), *value);
+        }
+        drop(counters);
+        self.changed.notify_waiters();
+        Ok(values)
+    }
+
+    async fn read(&self, keys: &[String]) -> Result<Vec<u64>, BackendError> {
+        let counters = self.counters();
+        Ok(keys
+            .iter()
+            .map(|key| counters.get(key).copied().unwrap_or(0))
+            .collect())
+    }
+
+    async fn advance(&self, targets: &[(String, u64)]) -> Result<(), BackendError> {
+        let mut counters = self.counters();
+        for (key, target) in targets {
+            let counter = counters.entry(key.clone()).or_insert(0);
+            *counter = (*counter).max(*target);
+        }
+        drop(counters);
+        self.changed.notify_waiters();
+        Ok(())
+    }
+
+    async fn wait_until(
+        &self,
+        key: &str,
+        value: u64,
+        timeout: Duration,
+    ) -> Result<u64, BackendError> {
+        let deadline = Instant::now().checked_add(timeout);
+        loop {
+            // Register before reading, so a change between the read and the
+            // wait wakes us.
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            let current = self.get(key);
+            if current >= value {
+                return Ok(current);
+            }
+            match deadline {
+                Some(deadline) => {
+                    if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                        return Ok(self.get(key));
+                    }
+                }
+                None => changed.await,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn inspection_and_clear() {
+        let clock = MemoryClock::new();
+        clock.tick(&["a".into(), "b".into()]).await.unwrap();
+        clock.advance(&[("b".into(), 5)]).await.unwrap();
+        assert_eq!((clock.get("a"), clock.get("b"), clock.get("c")), (1, 5, 0));
+        assert_eq!(
+            clock.snapshot().into_iter().collect::<Vec<_>>(),
+            vec![("a".to_owned(), 1), ("b".to_owned(), 5)]
+        );
+        clock.clear();
+        assert!(clock.snapshot().is_empty());
+        assert_eq!(clock.tick(&["b".into()]).await.unwrap(), vec![1]);
+    }
+
+    #[tokio::test]
+    async fn tick_is_all_or_nothing_on_overflow() {
+        let clock = MemoryClock::new();
+        clock.advance(&[("max".into(), u64::MAX)]).await.unwrap();
+        let err = clock.tick(&["a".into(), "max".into()]).await.unwrap_err();
+        assert_eq!(
+            (err.backend, err.operation, err.target.as_str()),
+            ("memory", "tick", "max")
+        );
+        assert_eq!(clock.get("a"), 0);
+    }
+
+    #[tokio::test]
+    async fn wait_until_without_deadline_is_woken() {
+        let clock = std::sync::Arc::new(MemoryClock::new());
+        let waiter = {
+            let clock = std::sync::Arc::clone(&clock);
+            tokio::spawn(async move { clock.wait_until("k", 1, Duration::MAX).await })
+        };
+        tokio::task::yield_now().await;
+        clock.tick(&["k".into()]).await.unwrap();
+        assert_eq!(waiter.await.unwrap().unwrap(), 1);
+    }
+}

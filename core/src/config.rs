@@ -1,0 +1,523 @@
+//! `Promiscuous::configure()`: the builder, its defaults and its validation.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::backend::{factory_for, known_schemes, redact_url, scheme_of};
+use crate::error::{Error, Result};
+use crate::model::{Subscribe, SubscriberRegistration};
+use crate::runtime::Promiscuous;
+use crate::subscriber::Router;
+use crate::traits::{Broker, Clock, Lock, Storage};
+use crate::wire::Endpoint;
+
+/// Environment variable naming the application when `.app()` is not called.
+pub const ENV_APP: &str = "PROMISCUOUS_APP";
+/// Environment variable holding the broker URL when none is given.
+pub const ENV_AMQP_URL: &str = "PROMISCUOUS_AMQP_URL";
+/// Environment variable holding the lock and clock URL when none is given.
+pub const ENV_REDIS_URL: &str = "PROMISCUOUS_REDIS_URL";
+/// Broker URL used when neither `.broker_url()` nor the environment gives one.
+pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+/// Lock and clock URL used when neither `.redis_url()` nor the environment gives one.
+pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379/";
+
+/// How a subscriber orders the operations it applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Mode {
+    /// Each record's operations in publish order, after the operations they
+    /// declare they read. The default.
+    #[default]
+    Causal,
+    /// All operations of an endpoint in one total order (the Ruby gem's order).
+    Global,
+    /// Latest wins: an operation older than one already applied to the same
+    /// record is dropped; nothing ever waits.
+    Weak,
+    /// No ordering at all, for development (the Ruby gem's `--bareback`).
+    Unordered,
+}
+
+impl Mode {
+    /// Parses `causal`, `global`, `weak` or `unordered`.
+    pub fn parse(text: &str) -> Result<Self> {
+        match text.to_ascii_lowercase().as_str() {
+            "causal" => Ok(Mode::Causal),
+            "global" => Ok(Mode::Global),
+            "weak" => Ok(Mode::Weak),
+            "unordered" | "bareback" => Ok(Mode::Unordered),
+            other => Err(Error::config(
+                "mode",
+                format!("unknown mode {other:?}; expected causal, global, weak or unordered"),
+            )),
+        }
+    }
+}
+
+/// Receives every error promiscuous reports (after it is logged).
+pub type ErrorNotifier = Arc<dyn Fn(&Error) + Send + Sync>;
+
+/// A backend given as a URL or as an instance.
+enum Choice<T: ?Sized> {
+    Unset,
+    Url(String),
+    Instance(Arc<T>),
+}
+
+impl<T: ?Sized + fmt::Debug> fmt::Debug for Choice<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Choice::Unset => f.write_str("default"),
+            Choice::Url(url) => write!(f, "{}", redact_url(url)),
+            Choice::Instance(instance) => write!(f, "{instance:?}"),
+        }
+    }
+}
+
+/// The validated settings of a [`Promiscuous`] instance.
+#[derive(Clone)]
+pub struct Config {
+    /// The application name: publishes to `app/model`, consumes queue `app`.
+    pub app: String,
+    /// Ordering mode of the subscriber. Default: causal.
+    pub mode: Mode,
+    /// Unacknowledged messages the worker may hold. Default: 1000.
+    pub prefetch: u16,
+    /// Operations applied concurrently by the worker. Default: 8.
+    pub runners: usize,
+    /// Number of version counters per endpoint that record ids hash into.
+    /// Default: 2^20. 1 puts every record of an endpoint in one order.
+    pub hash_size: u64,
+    /// Generation of the version counters; bump it after losing Redis. Default: 0.
+    pub generation: u64,
+    /// How long a publisher's lock lives if it is never released. Default: 10 s.
+    pub lock_ttl: Duration,
+    /// How long a publisher waits for a busy lock. Default: 10 s.
+    pub lock_timeout: Duration,
+    /// How long the worker waits for a missing operation before skipping it. Default: 10 s.
+    pub recovery_timeout: Duration,
+    /// Attempts at processing a message before it is dead-lettered. Default: 10.
+    pub max_attempts: u32,
+    /// Delay before the first retry; doubled at each attempt, at most 5 min. Default: 1 s.
+    pub retry_backoff: Duration,
+    /// Host name sent in messages. Default: `$HOSTNAME` or `localhost`.
+    pub host: String,
+    pub(crate) error_notifier: Option<ErrorNotifier>,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("app", &self.app)
+            .field("mode", &self.mode)
+            .field("prefetch", &self.prefetch)
+            .field("runners", &self.runners)
+            .field("hash_size", &self.hash_size)
+            .field("generation", &self.generation)
+            .field("lock_ttl", &self.lock_ttl)
+            .field("lock_timeout", &self.lock_timeout)
+            .field("recovery_timeout", &self.recovery_timeout)
+            .field("max_attempts", &self.max_attempts)
+            .field("retry_backoff", &self.retry_backoff)
+            .field("host", &self.host)
+            .field("error_notifier", &self.error_notifier.is_some())
+            .finish()
+    }
+}
+
+/// Builds a [`Promiscuous`] instance; see [`Promiscuous::configure`].
+///
+/// Every setting has a default (documented on [`Config`]); URLs come from
+/// `PROMISCUOUS_AMQP_URL` and `PROMISCUOUS_REDIS_URL` when not given, the app
+/// name from `PROMISCUOUS_APP`. [`build`](ConfigBuilder::build) checks
+/// everything and connects, so a wrong value fails at start-up, not at first use.
+pub struct ConfigBuilder {
+    app: Option<String>,
+    broker: Choice<dyn Broker>,
+    clock: Choice<dyn Clock>,
+    lock: Choice<dyn Lock>,
+    storage: Option<Arc<dyn Storage>>,
+    subscribers: Option<Vec<&'static SubscriberRegistration>>,
+    mode: Mode,
+    prefetch: u16,
+    runners: usize,
+    hash_size: u64,
+    generation: u64,
+    lock_ttl: Duration,
+    lock_timeout: Duration,
+    recovery_timeout: Duration,
+    max_attempts: u32,
+    retry_backoff: Duration,
+    host: Option<String>,
+    error_notifier: Option<ErrorNotifier>,
+}
+
+impl fmt::Debug for ConfigBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConfigBuilder")
+            .field("app", &self.app)
+            .field("broker", &self.broker)
+            .field("clock", &self.clock)
+            .field("lock", &self.lock)
+            .field("storage", &self.storage)
+            .field("mode", &self.mode)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for ConfigBuilder {
+    fn default() -> Self {
+        Self {
+            app: None,
+            broker: Choice::Unset,
+            clock: Choice::Unset,
+            lock: Choice::Unset,
+            storage: None,
+            subscribers: None,
+            mode: Mode::Causal,
+            prefetch: 1000,
+            runners: 8,
+            hash_size: 1 << 20,
+            generation: 0,
+            lock_ttl: Duration::from_secs(10),
+            lock_timeout: Duration::from_secs(10),
+            recovery_timeout: Duration::from_secs(10),
+            max_attempts: 10,
+            retry_backoff: Duration::from_secs(1),
+            host: None,
+            error_notifier: None,
+        }
+    }
+}
+
+impl ConfigBuilder {
+    /// The application name (required, or `PROMISCUOUS_APP`).
+    pub fn app(mut self, app: impl Into<String>) -> Self {
+        self.app = Some(app.into());
+        self
+    }
+
+    /// The broker URL: `amqp://…` (feature `amqp`), `memory://name` (in-process,
+    /// shared by every instance using the same name) or `null://` (pretend mode).
+    pub fn broker_url(mut self, url: impl Into<String>) -> Self {
+        self.broker = Choice::Url(url.into());
+        self
+    }
+
+    /// A broker instance, instead of a URL.
+    pub fn broker(mut self, broker: Arc<dyn Broker>) -> Self {
+        self.broker = Choice::Instance(broker);
+        self
+    }
+
+    /// The URL of both the lock and the clock: `redis://…` (feature `redis`) or `memory://name`.
+    pub fn redis_url(self, url: impl Into<String>) -> Self {
+        let url = url.into();
+        self.clock_url(url.clone()).lock_url(url)
+    }
+
+    /// The clock URL, when it differs from the lock's.
+    pub fn clock_url(mut self, url: impl Into<String>) -> Self {
+        self.clock = Choice::Url(url.into());
+        self
+    }
+
+    /// A clock instance, instead of a URL.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Choice::Instance(clock);
+        self
+    }
+
+    /// The lock URL, when it differs from the clock's.
+    pub fn lock_url(mut self, url: impl Into<String>) -> Self {
+        self.lock = Choice::Url(url.into());
+        self
+    }
+
+    /// A lock instance, instead of a URL.
+    pub fn lock(mut self, lock: Arc<dyn Lock>) -> Self {
+        self.lock = Choice::Instance(lock);
+        self
+    }
+
+    /// The storage of this app's models: where the worker replays operations
+    /// and where `create`/`update`/`destroy` write.
+    pub fn storage(mut self, storage: Arc<dyn Storage>) -> Self {
+        self.storage = Some(storage);
+        self
+    }
+
+    /// Runs this subscriber model in the worker. When never called, the worker
+    /// runs every subscriber linked into the binary.
+    pub fn subscriber<M: Subscribe>(mut self) -> Self {
+        let wanted = M::definition() as *const _;
+        let found = crate::model::subscriber_registrations()
+            .into_iter()
+            .find(|reg| std::ptr::eq((reg.definition)(), wanted));
+        let list = self.subscribers.get_or_insert_with(Vec::new);
+        if let Some(reg) = found {
+            list.push(reg);
+        }
+        self
+    }
+
+    /// The ordering mode of the worker.
+    pub fn mode(mut self, mode: Mode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// How many unacknowledged messages the worker may hold (1 to 65535).
+    pub fn prefetch(mut self, prefetch: u16) -> Self {
+        self.prefetch = prefetch;
+        self
+    }
+
+    /// How many operations the worker applies concurrently (at least 1).
+    pub fn runners(mut self, runners: usize) -> Self {
+        self.runners = runners;
+        self
+    }
+
+    /// How many counters per endpoint record ids hash into (at least 1).
+    pub fn hash_size(mut self, hash_size: u64) -> Self {
+        self.hash_size = hash_size;
+        self
+    }
+
+    /// The generation of the version counters.
+    pub fn generation(mut self, generation: u64) -> Self {
+        self.generation = generation;
+        self
+    }
+
+    /// How long an unreleased publisher lock lives.
+    pub fn lock_ttl(mut self, ttl: Duration) -> Self {
+        self.lock_ttl = ttl;
+        self
+    }
+
+    /// How long a publisher waits for a busy lock.
+    pub fn lock_timeout(mut self, timeout: Duration) -> Self {
+        self.lock_timeout = timeout;
+        self
+    }
+
+    /// How long the worker waits for a missing operation before skipping it.
+    pub fn recovery_timeout(mut self, timeout: Duration) -> Self {
+        self.recovery_timeout = timeout;
+        self
+    }
+
+    /// Attempts at processing a message before it is dead-lettered (at least 1).
+    pub fn max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = attempts;
+        self
+    }
+
+    /// Delay before the first retry of a failed message.
+    pub fn retry_backoff(mut self, delay: Duration) -> Self {
+        self.retry_backoff = delay;
+        self
+    }
+
+    /// The host name sent in messages.
+    pub fn host(mut self, host: impl Into<String>) -> Self {
+        self.host = Some(host.into());
+        self
+    }
+
+    /// Called with every error promiscuous reports, after logging it.
+    pub fn error_notifier(mut self, notifier: impl Fn(&Error) + Send + Sync + 'static) -> Self {
+        self.error_notifier = Some(Arc::new(notifier));
+        self
+    }
+
+    fn validate(&self) -> Result<Config> {
+        let app = match &self.app {
+            Some(app) => app.clone(),
+            None => std::env::var(ENV_APP).map_err(|_| {
+                Error::config(
+                    "app",
+                    format!("no application name: call .app(\"name\") or set {ENV_APP}"),
+                )
+            })?,
+        };
+        Endpoint::parse(&format!("{app}/model")).map_err(|_| {
+            Error::config(
+                "app",
+                format!("{app:?} is not a valid application name: use letters, digits, `_` or `-`"),
+            )
+        })?;
+        let positive = |field: &'static str, value: Duration| {
+            if value.is_zero() {
+                Err(Error::config(field, "must be greater than zero"))
+            } else {
+                Ok(())
+            }
+        };
+        if self.prefetch == 0 {
+            return Err(Error::config(
+                "prefetch",
+                "must be at least 1 (it is how many messages the worker may hold)",
+            ));
+        }
+        if self.runners == 0 {
+            return Err(Error::config("runners", "must be at least 1"));
+        }
+        if self.runners > usize::from(self.prefetch) {
+            return Err(Error::config(
+                "runners",
+                format!("{} runners cannot be kept busy with a prefetch of {}; raise prefetch or lower runners", self.runners, self.prefetch),
+            ));
+        }
+        if self.hash_size == 0 {
+            return Err(Error::config(
+                "hash_size",
+                "must be at least 1 (1 orders all records of an endpoint together)",
+            ));
+        }
+        if self.max_attempts == 0 {
+            return Err(Error::config("max_attempts", "must be at least 1"));
+        }
+        positive("lock_ttl", self.lock_ttl)?;
+        positive("lock_timeout", self.lock_timeout)?;
+        positive("recovery_timeout", self.recovery_timeout)?;
+        positive("retry_backoff", self.retry_backoff)?;
+        if matches!(&self.subscribers, Some(list) if list.is_empty()) {
+            return Err(Error::config(
+                "subscriber",
+                "a model passed to .subscriber::<M>() is not registered; derive Subscribe on it",
+            ));
+        }
+        Ok(Config {
+            app,
+            mode: self.mode,
+            prefetch: self.prefetch,
+            runners: self.runners,
+            hash_size: self.hash_size,
+            generation: self.generation,
+            lock_ttl: self.lock_ttl,
+            lock_timeout: self.lock_timeout,
+            recovery_timeout: self.recovery_timeout,
+            max_attempts: self.max_attempts,
+            retry_backoff: self.retry_backoff,
+            host: self
+                .host
+                .clone()
+                .or_else(|| std::env::var("HOSTNAME").ok())
+                .unwrap_or_else(|| "localhost".to_owned()),
+            error_notifier: self.error_notifier.clone(),
+        })
+    }
+
+    /// Validates the settings, connects the backends and returns the instance.
+    pub async fn build(self) -> Result<Promiscuous> {
+        let config = self.validate()?;
+        let subscribers = self
+            .subscribers
+            .clone()
+            .unwrap_or_else(crate::model::subscriber_registrations);
+        let router = Router::new(&subscribers)?;
+        if self.storage.is_none() {
+            if let Some(def) = router.stored_models().next() {
+                return Err(Error::config(
+                    "storage",
+                    format!("subscriber {def} stores records but no storage is configured; call .storage(...), or select only observers with .subscriber::<M>()"),
+                ));
+            }
+        }
+        let broker = match self.broker {
+            Choice::Instance(broker) => broker,
+            choice => {
+                let url = url_of(choice, "broker_url", ENV_AMQP_URL, DEFAULT_AMQP_URL);
+                let factory = factory(&url, "broker_url", |f| f.broker.is_some())?;
+                let build = factory
+                    .broker
+                    .ok_or_else(|| not_a("broker_url", &url, "broker"))?;
+                build(&url).await.map_err(Error::Connection)?
+            }
+        };
+        let clock = match self.clock {
+            Choice::Instance(clock) => clock,
+            choice => {
+                let url = url_of(choice, "clock_url", ENV_REDIS_URL, DEFAULT_REDIS_URL);
+                let factory = factory(&url, "clock_url", |f| f.clock.is_some())?;
+                let build = factory
+                    .clock
+                    .ok_or_else(|| not_a("clock_url", &url, "clock"))?;
+                build(&url).await.map_err(Error::Connection)?
+            }
+        };
+        let lock = match self.lock {
+            Choice::Instance(lock) => lock,
+            choice => {
+                let url = url_of(choice, "lock_url", ENV_REDIS_URL, DEFAULT_REDIS_URL);
+                let factory = factory(&url, "lock_url", |f| f.lock.is_some())?;
+                let build = factory
+                    .lock
+                    .ok_or_else(|| not_a("lock_url", &url, "lock"))?;
+                build(&url).await.map_err(Error::Connection)?
+            }
+        };
+        Ok(Promiscuous::new(
+            config,
+            broker,
+            clock,
+            lock,
+            self.storage,
+            router,
+        ))
+    }
+}
+
+fn url_of<T: ?Sized>(choice: Choice<T>, _field: &'static str, env: &str, default: &str) -> String {
+    match choice {
+        Choice::Url(url) => url,
+        _ => std::env::var(env).unwrap_or_else(|_| default.to_owned()),
+    }
+}
+
+fn not_a(field: &'static str, url: &str, role: &str) -> Error {
+    Error::config(
+        field,
+        format!("{} does not provide a {role}", redact_url(url)),
+    )
+}
+
+fn factory(
+    url: &str,
+    field: &'static str,
+    provides: impl Fn(&crate::backend::BackendFactory) -> bool,
+) -> Result<&'static crate::backend::BackendFactory> {
+    let shown = redact_url(url);
+    let Some(scheme) = scheme_of(url) else {
+        return Err(Error::config(
+            field,
+            format!("{shown:?} is not a URL; expected scheme://…"),
+        ));
+    };
+    match factory_for(url) {
+        Some(f) if provides(f) => Ok(f),
+        Some(_) | None => {
+            let hint = match scheme {
+                "amqp" | "amqps" => " (enable the `amqp` feature of promiscuous)",
+                "redis" | "rediss" => " (enable the `redis` feature of promiscuous)",
+                _ => "",
+            };
+            let known: Vec<&str> = known_schemes()
+                .into_iter()
+                .filter(|s| factory_for(&format!("{s}://")).is_some_and(&provides))
+                .collect();
+            Err(Error::config(
+                field,
+                format!(
+                    "no backend for {shown}{hint}; schemes available in this binary: {}",
+                    known.join(", ")
+                ),
+            ))
+        }
+    }
+}

@@ -1,0 +1,296 @@
+//! The error type of the core crate and the context every backend error carries.
+
+use std::fmt;
+use std::time::Duration;
+
+/// A boxed error from a backend, a callback or user code.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Result alias using the core [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Whether trying the same call again may succeed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// The failure is transient (connection lost, timeout): retrying can help.
+    Temporary,
+    /// The failure will happen again (bad input, missing permission): do not retry.
+    Permanent,
+}
+
+/// An error reported by a backend (broker, lock, clock or storage).
+///
+/// It names the backend, the call that failed and the target (URL, queue, key),
+/// and says whether a retry may help, so the retry logic never matches strings.
+#[derive(Debug, thiserror::Error)]
+#[error("{backend} {operation} failed on {target}: {message}")]
+pub struct BackendError {
+    /// Name of the backend, e.g. `memory`, `amqp`, `redis`, `sea-orm`.
+    pub backend: &'static str,
+    /// The call that failed, e.g. `publish`, `tick`, `insert`.
+    pub operation: &'static str,
+    /// What the call was aimed at: a URL (without password), a queue, a key, a model.
+    pub target: String,
+    /// What went wrong, in words.
+    pub message: String,
+    /// Whether retrying may help.
+    pub retry: Retry,
+    /// The underlying error, when there is one.
+    #[source]
+    pub source: Option<BoxError>,
+}
+
+impl BackendError {
+    /// A new permanent error without a source.
+    pub fn new(
+        backend: &'static str,
+        operation: &'static str,
+        target: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            backend,
+            operation,
+            target: target.into(),
+            message: message.into(),
+            retry: Retry::Permanent,
+            source: None,
+        }
+    }
+
+    /// Marks the error as temporary (retrying may help).
+    pub fn temporary(mut self) -> Self {
+        self.retry = Retry::Temporary;
+        self
+    }
+
+    /// Attaches the underlying error.
+    pub fn with_source(mut self, source: impl Into<BoxError>) -> Self {
+        self.source = Some(source.into());
+        self
+    }
+
+    /// Whether retrying the call may succeed.
+    pub fn is_temporary(&self) -> bool {
+        self.retry == Retry::Temporary
+    }
+}
+
+/// Every error the core can report. The variants mirror the kinds users know
+/// from the Ruby gem (Connection, Publisher, Subscriber, Recover,
+/// LockUnavailable) and add the ones a typed API needs.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The configuration is invalid; the message says what to change.
+    #[error("invalid configuration: {field}: {problem}")]
+    Config {
+        /// The builder method or environment variable at fault.
+        field: &'static str,
+        /// What is wrong and how to fix it.
+        problem: String,
+    },
+    /// A definition (publisher or subscriber) is inconsistent.
+    #[error("invalid definition of {model}: {problem}")]
+    Definition {
+        /// The model whose definition is wrong.
+        model: String,
+        /// What is wrong and how to fix it.
+        problem: String,
+    },
+    /// A connection to a backend was lost or could not be made.
+    #[error("connection error: {0}")]
+    Connection(#[source] BackendError),
+    /// A backend call failed.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    /// Publishing an operation failed; the operation did not reach the broker.
+    #[error("failed to publish {operation} of {model} id {id}: {source}")]
+    Publisher {
+        /// The published model.
+        model: String,
+        /// The id of the record, as JSON.
+        id: String,
+        /// `create`, `update`, `destroy`.
+        operation: &'static str,
+        /// Why it failed.
+        #[source]
+        source: Box<Error>,
+    },
+    /// The database write of a published model failed; nothing was published
+    /// but a `noop` that lets subscribers move on.
+    #[error("the database write of {model} id {id} failed: {source}")]
+    Write {
+        /// The model.
+        model: String,
+        /// The record id, as JSON.
+        id: String,
+        /// The database's error.
+        #[source]
+        source: BoxError,
+    },
+    /// A write would touch several records at once, which cannot be published in order.
+    #[error("refused to {operation} {count} records of {model} at once: published models are written one record at a time so each operation can be ordered; {hint}")]
+    MultiRecordWrite {
+        /// The model.
+        model: String,
+        /// `update` or `destroy`.
+        operation: &'static str,
+        /// How many records matched.
+        count: usize,
+        /// What to do instead.
+        hint: String,
+    },
+    /// A lock could not be taken in time.
+    #[error("lock on {key} unavailable after {waited:?}: another writer holds it; retry later or raise lock_timeout")]
+    LockUnavailable {
+        /// The lock key (`app/model/id`).
+        key: String,
+        /// How long we waited.
+        waited: Duration,
+    },
+    /// Processing a received message failed.
+    #[error("failed to process {operation} of {model} id {id} from {endpoint}: {source}")]
+    Subscriber {
+        /// The subscriber model (or the received type when none matched).
+        model: String,
+        /// The id of the record, as JSON.
+        id: String,
+        /// `create`, `update`, `destroy`.
+        operation: &'static str,
+        /// The endpoint the message came from.
+        endpoint: String,
+        /// Why it failed.
+        #[source]
+        source: BoxError,
+    },
+    /// A received message is malformed or cannot be understood.
+    #[error(transparent)]
+    Wire(#[from] crate::wire::WireError),
+    /// A dependency never arrived and was skipped after the recovery timeout.
+    #[error("recovered from a missing operation: counter {key} was at {applied}, needed {needed} after waiting {waited:?}; skipped ahead (message of {endpoint})")]
+    Recover {
+        /// The counter key that was stuck.
+        key: String,
+        /// The version the subscriber had applied.
+        applied: u64,
+        /// The version the waiting operation needed.
+        needed: u64,
+        /// How long we waited before skipping.
+        waited: Duration,
+        /// The endpoint of the waiting message.
+        endpoint: String,
+    },
+    /// A stored record could not be converted to or from the model.
+    #[error("cannot convert {model} {direction}: {source}")]
+    Conversion {
+        /// The model.
+        model: String,
+        /// `from the stored record`, `to a record`, `from the received attributes`.
+        direction: &'static str,
+        /// The serde error, which names the field.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A published attribute could not be produced.
+    #[error("cannot produce published attribute {attribute} of {model}: {problem}")]
+    Attribute {
+        /// The model.
+        model: String,
+        /// The attribute.
+        attribute: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// A publisher took over a lock that its previous owner let expire: that
+    /// owner crashed or stalled between taking versions and publishing.
+    #[error("took over the lock on {key} that {owner} let expire (it was doing: {recovery}); subscribers skip the unpublished operation after their recovery timeout")]
+    LockExpired {
+        /// The lock key (`app/model/id`).
+        key: String,
+        /// The owner that let it expire.
+        owner: String,
+        /// The recovery data it attached, as text.
+        recovery: String,
+    },
+    /// The process has been shut down.
+    #[error("promiscuous is shut down: {0}")]
+    Shutdown(&'static str),
+}
+
+impl Error {
+    /// A short name of the kind, as used in logs and metrics.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Config { .. } | Error::Definition { .. } => ErrorKind::Config,
+            Error::Connection(_) => ErrorKind::Connection,
+            Error::Backend(e) if e.is_temporary() => ErrorKind::Connection,
+            Error::Backend(_) => ErrorKind::Backend,
+            Error::Publisher { .. }
+            | Error::Write { .. }
+            | Error::MultiRecordWrite { .. }
+            | Error::Attribute { .. } => ErrorKind::Publisher,
+            Error::LockUnavailable { .. } => ErrorKind::LockUnavailable,
+            Error::Subscriber { .. } | Error::Wire(_) | Error::Conversion { .. } => {
+                ErrorKind::Subscriber
+            }
+            Error::Recover { .. } | Error::LockExpired { .. } => ErrorKind::Recover,
+            Error::Shutdown(_) => ErrorKind::Shutdown,
+        }
+    }
+
+    /// Whether retrying may help.
+    pub fn is_temporary(&self) -> bool {
+        match self {
+            Error::Connection(_) | Error::LockUnavailable { .. } => true,
+            Error::Backend(e) => e.is_temporary(),
+            Error::Publisher { source, .. } => source.is_temporary(),
+            _ => false,
+        }
+    }
+
+    pub(crate) fn config(field: &'static str, problem: impl Into<String>) -> Self {
+        Error::Config {
+            field,
+            problem: problem.into(),
+        }
+    }
+}
+
+/// The kinds of errors, for the error notifier and logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// Configuration or definition errors.
+    Config,
+    /// A connection was lost or refused.
+    Connection,
+    /// A backend refused a call.
+    Backend,
+    /// Publishing failed.
+    Publisher,
+    /// A lock could not be taken.
+    LockUnavailable,
+    /// Processing a message failed.
+    Subscriber,
+    /// A missing operation was skipped.
+    Recover,
+    /// The process was shut down.
+    Shutdown,
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match self {
+            ErrorKind::Config => "config",
+            ErrorKind::Connection => "connection",
+            ErrorKind::Backend => "backend",
+            ErrorKind::Publisher => "publisher",
+            ErrorKind::LockUnavailable => "lock_unavailable",
+            ErrorKind::Subscriber => "subscriber",
+            ErrorKind::Recover => "recover",
+            ErrorKind::Shutdown => "shutdown",
+        };
+        f.write_str(name)
+    }
+}

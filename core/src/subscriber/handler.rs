@@ -1,0 +1,351 @@
+//! Applying one operation to one subscribed model: find, merge, callbacks, store.
+
+use std::marker::PhantomData;
+
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+
+use crate::error::{BoxError, Error, Result};
+use crate::model::{Changes, Context, Subscribe, SubscriberDef};
+use crate::traits::{Filter, Record, Storage};
+use crate::wire::{Message, Operation, OperationKind};
+
+/// What applying an operation did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// A record was created (or an observer saw a create).
+    Created,
+    /// A record was updated (or an observer saw an update).
+    Updated,
+    /// A record was deleted (or an observer saw a destroy).
+    Destroyed,
+    /// Nothing to do: destroy of a missing record, or a noop.
+    Nothing,
+}
+
+/// Applies operations to one subscribed model; generated per model by the derive macros.
+#[async_trait]
+pub trait SubscriberHandler: Send + Sync + 'static {
+    /// The model's definition.
+    fn definition(&self) -> &'static SubscriberDef;
+
+    /// Applies `op` (from `message`) to the model, using `storage` unless it is an observer.
+    async fn apply(
+        &self,
+        storage: Option<&dyn Storage>,
+        message: &Message,
+        op: &Operation,
+    ) -> Result<Applied>;
+}
+
+/// The [`SubscriberHandler`] of a typed model.
+pub struct TypedHandler<M>(PhantomData<fn() -> M>);
+
+impl<M> TypedHandler<M> {
+    /// The handler value, usable in a `static`.
+    pub const NEW: Self = TypedHandler(PhantomData);
+}
+
+impl<M> std::fmt::Debug for TypedHandler<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TypedHandler")
+    }
+}
+
+fn callback_failed(def: &SubscriberDef, op: &Operation, name: &str, source: BoxError) -> Error {
+    Error::Subscriber {
+        model: def.model.to_owned(),
+        id: op.id_text(),
+        operation: op.operation.as_str(),
+        endpoint: op.endpoint.clone(),
+        source: format!("callback {name} failed: {source}").into(),
+    }
+}
+
+fn subscriber_error(def: &SubscriberDef, op: &Operation, problem: String) -> Error {
+    Error::Subscriber {
+        model: def.model.to_owned(),
+        id: op.id_text(),
+        operation: op.operation.as_str(),
+        endpoint: op.endpoint.clone(),
+        source: problem.into(),
+    }
+}
+
+/// Turns an embedded document `{"types","id","attributes"}` (or an array or null of them)
+/// into the plain object the subscriber's struct deserialises: attributes plus `id`.
+fn unwrap_embedded(value: Value) -> Value {
+    match value {
+        Value::Array(items) => Value::Array(items.into_iter().map(unwrap_embedded).collect()),
+        Value::Object(mut doc) if doc.contains_key("attributes") && doc.contains_key("types") => {
+            let mut attributes = match doc.remove("attributes") {
+                Some(Value::Object(map)) => map,
+                _ => Map::new(),
+            };
+            if let Some(id) = doc.remove("id") {
+                attributes.entry("id").or_insert(id);
+            }
+            Value::Object(
+                attributes
+                    .into_iter()
+                    .map(|(k, v)| (k, unwrap_embedded(v)))
+                    .collect(),
+            )
+        }
+        other => other,
+    }
+}
+
+/// The subscribed attributes of `op`, unwrapped; fails when one is missing.
+fn incoming_attributes(def: &SubscriberDef, op: &Operation) -> Result<Record> {
+    let attributes = op.attributes.as_ref();
+    let mut record = Record::new();
+    for attr in def.all_attributes() {
+        let value = attributes.and_then(|a| a.get(attr.name)).cloned().ok_or_else(|| {
+            subscriber_error(
+                def,
+                op,
+                format!(
+                    "the message has no attribute `{}`, which {} subscribes; deploy the publisher that publishes it before this subscriber, or stop subscribing it",
+                    attr.name, def.model
+                ),
+            )
+        })?;
+        let value = if attr.embedded {
+            unwrap_embedded(value)
+        } else {
+            value
+        };
+        record.insert(attr.name.to_owned(), value);
+    }
+    Ok(record)
+}
+
+fn to_model<M: Subscribe>(record: &Record, direction: &'static str) -> Result<M> {
+    serde_json::from_value(Value::Object(record.clone())).map_err(|source| Error::Conversion {
+        model: M::definition().model.to_owned(),
+        direction,
+        source,
+    })
+}
+
+fn to_record<M: Subscribe>(model: &M) -> Result<Record> {
+    match serde_json::to_value(model) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(other) => Err(Error::Definition {
+            model: M::definition().model.to_owned(),
+            problem: format!("serialises to {other}, not to an object; subscribed models must be structs with named fields"),
+        }),
+        Err(source) => Err(Error::Conversion {
+            model: M::definition().model.to_owned(),
+            direction: "to a record",
+            source,
+        }),
+    }
+}
+
+fn context(
+    message: &Message,
+    op: &Operation,
+    operation: OperationKind,
+    changes: Changes,
+) -> Context {
+    Context {
+        operation,
+        app: message.app.clone(),
+        endpoint: op.endpoint.clone(),
+        types: op.types.clone(),
+        id: op.id.clone(),
+        changes,
+    }
+}
+
+fn changes_between(
+    def: &SubscriberDef,
+    before: Option<&Record>,
+    after: Option<&Record>,
+) -> Changes {
+    let mut changes = Changes::default();
+    for attr in def.all_attributes() {
+        let previous = before.and_then(|r| r.get(attr.name)).cloned();
+        let current = after.and_then(|r| r.get(attr.name)).cloned();
+        changes.record(attr.name, previous, current);
+    }
+    changes
+}
+
+impl<M: Subscribe> TypedHandler<M> {
+    async fn observe(&self, message: &Message, op: &Operation) -> Result<Applied> {
+        let def = M::definition();
+        let mut record = match op.operation {
+            OperationKind::Destroy => Record::new(),
+            _ => incoming_attributes(def, op)?,
+        };
+        record.insert(def.key_field().to_owned(), op.id.clone());
+        let changes = changes_between(def, None, Some(&record));
+        let mut model: M = to_model(&record, "from the received attributes")?;
+        let ctx = context(message, op, op.operation, changes);
+        let applied = match op.operation {
+            OperationKind::Create => {
+                model
+                    .before_create(&ctx)
+                    .await
+                    .map_err(|e| callback_failed(def, op, "before_create", e))?;
+                model
+                    .after_create(&ctx)
+                    .await
+                    .map_err(|e| callback_failed(def, op, "after_create", e))?;
+                Applied::Created
+            }
+            OperationKind::Update => {
+                model
+                    .before_update(&ctx)
+                    .await
+                    .map_err(|e| callback_failed(def, op, "before_update", e))?;
+                model
+                    .after_update(&ctx)
+                    .await
+                    .map_err(|e| callback_failed(def, op, "after_update", e))?;
+                Applied::Updated
+            }
+            OperationKind::Destroy => {
+                model
+                    .before_destroy(&ctx)
+                    .await
+                    .map_err(|e| callback_failed(def, op, "before_destroy", e))?;
+                model
+                    .after_destroy(&ctx)
+                    .await
+                    .map_err(|e| callback_failed(def, op, "after_destroy", e))?;
+                Applied::Destroyed
+            }
+            OperationKind::Noop => Applied::Nothing,
+        };
+        Ok(applied)
+    }
+
+    async fn store(
+        &self,
+        storage: &dyn Storage,
+        message: &Message,
+        op: &Operation,
+    ) -> Result<Applied> {
+        let def = M::definition();
+        let key_field = def.key_field();
+        let filter = Filter::eq(key_field, op.id.clone());
+        let mut found = storage.find(def.model, &filter, 2).await?;
+        if found.len() > 1 {
+            return Err(subscriber_error(
+                def,
+                op,
+                format!(
+                    "several {} records have {filter}; the key field must be unique",
+                    def.model
+                ),
+            ));
+        }
+        let existing = found.pop();
+        match (op.operation, existing) {
+            (OperationKind::Noop, _) => Ok(Applied::Nothing),
+            (OperationKind::Destroy, None) => {
+                tracing::warn!(model = def.model, id = %op.id_text(), endpoint = %op.endpoint, "destroy of a missing record ignored");
+                Ok(Applied::Nothing)
+            }
+            (OperationKind::Destroy, Some(before)) => {
+                let mut model: M = to_model(&before, "from the stored record")?;
+                let ctx = context(
+                    message,
+                    op,
+                    OperationKind::Destroy,
+                    changes_between(def, Some(&before), None),
+                );
+                model
+                    .before_destroy(&ctx)
+                    .await
+                    .map_err(|e| callback_failed(def, op, "before_destroy", e))?;
+                storage.delete(def.model, &filter).await?;
+                model
+                    .after_destroy(&ctx)
+                    .await
+                    .map_err(|e| callback_failed(def, op, "after_destroy", e))?;
+                Ok(Applied::Destroyed)
+            }
+            (kind, None) => {
+                if kind == OperationKind::Update {
+                    tracing::warn!(model = def.model, id = %op.id_text(), endpoint = %op.endpoint, "update of a missing record: creating it");
+                }
+                let mut record = incoming_attributes(def, op)?;
+                record.insert(key_field.to_owned(), op.id.clone());
+                let mut model: M = to_model(&record, "from the received attributes")?;
+                let ctx = context(
+                    message,
+                    op,
+                    OperationKind::Create,
+                    changes_between(def, None, Some(&record)),
+                );
+                model
+                    .before_create(&ctx)
+                    .await
+                    .map_err(|e| callback_failed(def, op, "before_create", e))?;
+                storage.insert(def.model, &to_record(&model)?).await?;
+                model
+                    .after_create(&ctx)
+                    .await
+                    .map_err(|e| callback_failed(def, op, "after_create", e))?;
+                Ok(Applied::Created)
+            }
+            (kind, Some(before)) => {
+                if kind == OperationKind::Create {
+                    tracing::warn!(model = def.model, id = %op.id_text(), endpoint = %op.endpoint, "create of an existing record: updating it");
+                }
+                let mut merged = before.clone();
+                merged.extend(incoming_attributes(def, op)?);
+                let mut model: M = to_model(&merged, "from the received attributes")?;
+                let ctx = context(
+                    message,
+                    op,
+                    OperationKind::Update,
+                    changes_between(def, Some(&before), Some(&merged)),
+                );
+                model
+                    .before_update(&ctx)
+                    .await
+                    .map_err(|e| callback_failed(def, op, "before_update", e))?;
+                storage
+                    .update(def.model, &filter, &to_record(&model)?)
+                    .await?;
+                model
+                    .after_update(&ctx)
+                    .await
+                    .map_err(|e| callback_failed(def, op, "after_update", e))?;
+                Ok(Applied::Updated)
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl<M: Subscribe> SubscriberHandler for TypedHandler<M> {
+    fn definition(&self) -> &'static SubscriberDef {
+        M::definition()
+    }
+
+    async fn apply(
+        &self,
+        storage: Option<&dyn Storage>,
+        message: &Message,
+        op: &Operation,
+    ) -> Result<Applied> {
+        let def = M::definition();
+        if def.is_observer() {
+            return self.observe(message, op).await;
+        }
+        match storage {
+            Some(storage) => self.store(storage, message, op).await,
+            None => Err(Error::config(
+                "storage",
+                format!("{} is a stored subscriber but no storage is configured; call .storage(...) or make it an observer", def.model),
+            )),
+        }
+    }
+}

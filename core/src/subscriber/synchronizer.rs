@@ -1,0 +1,266 @@
+//! Decides when a received message may be applied.
+//!
+//! Each relevant operation contributes *gates* on the subscriber's version
+//! counters, chosen by the mode. A message is *ready* when every write gate's
+//! counter is at `version - 1` (or beyond, for a re-delivery) and every read
+//! gate's counter is at least its version; a *duplicate* when every write gate
+//! is already at its version; otherwise it *waits*. Messages touching the same
+//! counters never run at once (the in-flight guard), so a duplicate delivered
+//! while the original is being applied waits and is then recognised.
+
+use std::collections::HashSet;
+use std::sync::{Mutex, PoisonError};
+
+use tokio::sync::Notify;
+
+use crate::config::Mode;
+use crate::dependency::weak_counter;
+use crate::wire::{Message, Operation};
+
+/// A counter that must reach `from` before, and is raised to `to` after, applying.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct WriteGate {
+    pub key: String,
+    pub from: u64,
+    pub to: u64,
+}
+
+/// The gates of one message.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Gates {
+    pub writes: Vec<WriteGate>,
+    pub reads: Vec<(String, u64)>,
+}
+
+/// The state of a message against the counters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Readiness {
+    Ready,
+    Duplicate,
+    Waiting { key: String, have: u64, need: u64 },
+}
+
+impl Gates {
+    /// The gates of `ops` (the relevant operations of `message`) under `mode`,
+    /// with counter keys namespaced for subscriber app `app`.
+    pub fn of(mode: Mode, app: &str, message: &Message, ops: &[&Operation]) -> Self {
+        let ns = |key: &str| format!("s:{app}:{}:{}:{key}", message.app, message.generation);
+        let mut gates = Gates::default();
+        for op in ops {
+            let deps = &op.dependencies;
+            match mode {
+                Mode::Unordered => {}
+                Mode::Causal => {
+                    for dep in &deps.write {
+                        gates.add_write(ns(&dep.key), dep.version);
+                    }
+                    for dep in &deps.read {
+                        gates.reads.push((ns(&dep.key), dep.version));
+                    }
+                }
+                Mode::Global => {
+                    if let Some(dep) = deps.endpoint.as_ref().or(deps.write.first()) {
+                        gates.add_write(ns(&dep.key), dep.version);
+                    }
+                }
+                // Weak mode compares versions of one record; ephemerals without
+                // id are not a record, so nothing is stale.
+                Mode::Weak if op.id.is_null() => {}
+                Mode::Weak => {
+                    if let Some(own) = op.own_version() {
+                        gates.writes.push(WriteGate {
+                            key: ns(&weak_counter(&op.endpoint, &op.id)),
+                            from: 0,
+                            to: own.version,
+                        });
+                    }
+                }
+            }
+        }
+        gates
+    }
+
+    fn add_write(&mut self, key: String, version: u64) {
+        // Two operations of one message on one counter: the message needs the
+        // earliest and provides the latest.
+        if let Some(gate) = self.writes.iter_mut().find(|g| g.key == key) {
+            gate.from = gate.from.min(version.saturating_sub(1));
+            gate.to = gate.to.max(version);
+        } else {
+            self.writes.push(WriteGate {
+                key,
+                from: version.saturating_sub(1),
+                to: version,
+            });
+        }
+    }
+
+    /// Every counter key, writes first, in order.
+    pub fn keys(&self) -> Vec<String> {
+        self.writes
+            .iter()
+            .map(|g| g.key.clone())
+            .chain(self.reads.iter().map(|(k, _)| k.clone()))
+            .collect()
+    }
+
+    /// The counter targets to advance to once applied.
+    pub fn targets(&self) -> Vec<(String, u64)> {
+        self.writes.iter().map(|g| (g.key.clone(), g.to)).collect()
+    }
+
+    /// Classifies the message given the current `values` of [`keys`](Self::keys).
+    pub fn readiness(&self, values: &[u64]) -> Readiness {
+        let (write_values, read_values) = values.split_at(self.writes.len().min(values.len()));
+        for (gate, &have) in self.writes.iter().zip(write_values) {
+            if have < gate.from {
+                return Readiness::Waiting {
+                    key: gate.key.clone(),
+                    have,
+                    need: gate.from,
+                };
+            }
+        }
+        for ((key, need), &have) in self.reads.iter().zip(read_values) {
+            if have < *need {
+                return Readiness::Waiting {
+                    key: key.clone(),
+                    have,
+                    need: *need,
+                };
+            }
+        }
+        let all_done = !self.writes.is_empty()
+            && self
+                .writes
+                .iter()
+                .zip(write_values)
+                .all(|(gate, &have)| have >= gate.to);
+        if all_done {
+            Readiness::Duplicate
+        } else {
+            Readiness::Ready
+        }
+    }
+}
+
+/// Counter keys being applied right now, so that two messages on the same
+/// counters never overlap.
+#[derive(Debug, Default)]
+pub(crate) struct InFlight {
+    keys: Mutex<HashSet<String>>,
+    released: Notify,
+}
+
+/// Holds keys in flight; releases them when dropped.
+#[derive(Debug)]
+pub(crate) struct InFlightGuard<'a> {
+    owner: &'a InFlight,
+    keys: Vec<String>,
+}
+
+impl InFlight {
+    /// Waits until none of `keys` is in flight, then marks them.
+    pub async fn enter(&self, keys: &[String]) -> InFlightGuard<'_> {
+        loop {
+            let released = self.released.notified();
+            tokio::pin!(released);
+            released.as_mut().enable();
+            {
+                let mut held = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
+                if keys.iter().all(|k| !held.contains(k)) {
+                    held.extend(keys.iter().cloned());
+                    return InFlightGuard {
+                        owner: self,
+                        keys: keys.to_vec(),
+                    };
+                }
+            }
+            released.await;
+        }
+    }
+}
+
+impl Drop for InFlightGuard<'_> {
+    fn drop(&mut self) {
+        let mut held = self
+            .owner
+            .keys
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for key in &self.keys {
+            held.remove(key);
+        }
+        drop(held);
+        self.owner.released.notify_waiters();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gates(writes: &[(u64, u64)], reads: &[u64]) -> Gates {
+        Gates {
+            writes: writes
+                .iter()
+                .enumerate()
+                .map(|(i, &(from, to))| WriteGate {
+                    key: format!("w{i}"),
+                    from,
+                    to,
+                })
+                .collect(),
+            reads: reads
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| (format!("r{i}"), v))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn write_gates_wait_apply_or_detect_duplicates() {
+        let g = gates(&[(4, 5)], &[]);
+        assert!(matches!(
+            g.readiness(&[3]),
+            Readiness::Waiting {
+                need: 4,
+                have: 3,
+                ..
+            }
+        ));
+        assert_eq!(g.readiness(&[4]), Readiness::Ready);
+        assert_eq!(g.readiness(&[5]), Readiness::Duplicate);
+        assert_eq!(g.readiness(&[9]), Readiness::Duplicate);
+    }
+
+    #[test]
+    fn read_gates_need_at_least_their_version() {
+        let g = gates(&[(0, 1)], &[3]);
+        assert!(matches!(
+            g.readiness(&[0, 2]),
+            Readiness::Waiting { need: 3, .. }
+        ));
+        assert_eq!(g.readiness(&[0, 3]), Readiness::Ready);
+    }
+
+    #[test]
+    fn no_gates_is_always_ready() {
+        assert_eq!(Gates::default().readiness(&[]), Readiness::Ready);
+    }
+
+    #[tokio::test]
+    async fn in_flight_keys_exclude_each_other() {
+        let flight = InFlight::default();
+        let a = flight.enter(&["k".into()]).await;
+        let waiting = tokio::time::timeout(
+            std::time::Duration::from_millis(50),
+            flight.enter(&["k".into(), "j".into()]),
+        )
+        .await;
+        assert!(waiting.is_err(), "second entry must wait for the first");
+        let _other = flight.enter(&["j".into()]).await;
+        drop(a);
+    }
+}

@@ -1,0 +1,288 @@
+//! The subscriber worker: pump → synchronizer → runners → advance → ack.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+
+use super::stats::{Counters, WorkerStats};
+use super::synchronizer::{Gates, InFlight, Readiness};
+use super::Applied;
+use crate::error::{Error, Result};
+use crate::runtime::{Promiscuous, Runtime};
+use crate::traits::{Delivery, Disposition, Subscription};
+use crate::wire::{Message, Operation, OperationKind};
+
+/// Longest pause between reconnection attempts of the consumer.
+const MAX_RECONNECT_PAUSE: Duration = Duration::from_secs(30);
+/// First pause after the consumer reports a lost connection.
+const FIRST_RECONNECT_PAUSE: Duration = Duration::from_secs(2);
+/// Longest delay between two attempts at a failing message.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(300);
+
+struct State {
+    rt: Arc<Runtime>,
+    runners: Semaphore,
+    in_flight: InFlight,
+    counters: Counters,
+    stop: watch::Receiver<bool>,
+}
+
+/// A running subscriber worker. Stop it with [`shutdown`](Worker::shutdown);
+/// dropping it stops it too, without waiting.
+#[derive(Debug)]
+pub struct Worker {
+    state: Arc<State>,
+    stop: watch::Sender<bool>,
+    pump: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerState")
+            .field("app", &self.rt.config.app)
+            .field("counters", &self.counters)
+            .finish()
+    }
+}
+
+impl Promiscuous {
+    /// Declares this app's queue, binds it to the endpoints of its subscribed
+    /// models and starts the worker.
+    pub async fn subscribe(&self) -> Result<Worker> {
+        let rt = self.inner.clone();
+        rt.ensure_open()?;
+        if rt.router.is_empty() {
+            return Err(Error::config(
+                "subscriber",
+                "no subscribed model: derive Subscribe on a model, or select models with .subscriber::<M>()",
+            ));
+        }
+        let subscription = Subscription {
+            queue: rt.config.app.clone(),
+            bindings: rt.router.bindings(),
+            prefetch: rt.config.prefetch,
+        };
+        let consumer = rt.broker.subscribe(&subscription).await?;
+        tracing::info!(app = %rt.config.app, bindings = ?subscription.bindings, mode = ?rt.config.mode, "subscriber worker started");
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let state = Arc::new(State {
+            runners: Semaphore::new(rt.config.runners),
+            in_flight: InFlight::default(),
+            counters: Counters::default(),
+            stop: stop_rx,
+            rt,
+        });
+        let pump = tokio::spawn(pump(state.clone(), consumer));
+        Ok(Worker {
+            state,
+            stop: stop_tx,
+            pump: Some(pump),
+        })
+    }
+}
+
+impl Worker {
+    /// What the worker has done so far.
+    pub fn stats(&self) -> WorkerStats {
+        self.state.counters.snapshot()
+    }
+
+    /// Whether the worker is still consuming.
+    pub fn is_running(&self) -> bool {
+        self.pump.as_ref().is_some_and(|p| !p.is_finished())
+    }
+
+    /// Stops consuming, lets operations being applied finish, hands waiting
+    /// messages back to the broker, and returns. Idempotent.
+    pub async fn shutdown(&mut self) {
+        let _ = self.stop.send(true);
+        if let Some(pump) = self.pump.take() {
+            if let Err(e) = pump.await {
+                tracing::error!(error = %e, "subscriber worker task failed");
+            }
+        }
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+async fn pump(state: Arc<State>, mut consumer: Box<dyn crate::traits::Consumer>) {
+    let mut stop = state.stop.clone();
+    let mut tasks = JoinSet::new();
+    let mut pause = FIRST_RECONNECT_PAUSE;
+    loop {
+        while tasks.try_join_next().is_some() {}
+        let next = tokio::select! {
+            _ = stop.wait_for(|stopped| *stopped) => break,
+            next = consumer.next() => next,
+        };
+        match next {
+            None => break,
+            Some(Ok(delivery)) => {
+                pause = FIRST_RECONNECT_PAUSE;
+                Counters::bump(&state.counters.received);
+                tasks.spawn(handle(state.clone(), delivery));
+            }
+            Some(Err(e)) => {
+                state.rt.report(&Error::Connection(e));
+                tokio::select! {
+                    _ = stop.wait_for(|stopped| *stopped) => break,
+                    _ = tokio::time::sleep(pause) => {}
+                }
+                pause = (pause * 2).min(MAX_RECONNECT_PAUSE);
+            }
+        }
+    }
+    while tasks.join_next().await.is_some() {}
+    tracing::info!(app = %state.rt.config.app, "subscriber worker stopped");
+}
+
+fn settle_error(state: &State, delivery: &Delivery, error: &Error) -> Disposition {
+    let config = &state.rt.config;
+    let attempt = delivery.attempt;
+    if attempt + 1 >= config.max_attempts {
+        Counters::bump(&state.counters.dead_lettered);
+        Disposition::DeadLetter {
+            reason: format!("failed {} times, last: {error}", attempt + 1),
+        }
+    } else {
+        let factor = 2u32.saturating_pow(attempt.min(20));
+        let delay = config
+            .retry_backoff
+            .saturating_mul(factor)
+            .min(MAX_RETRY_DELAY);
+        Disposition::Retry { delay }
+    }
+}
+
+async fn settle(state: &State, delivery: Delivery, disposition: Option<Disposition>) {
+    let result = match disposition {
+        None => delivery.ack().await,
+        Some(d) => delivery.nack(d).await,
+    };
+    if let Err(e) = result {
+        state.rt.report(&Error::Connection(e));
+    }
+}
+
+async fn handle(state: Arc<State>, delivery: Delivery) {
+    let message = match Message::decode(&delivery.payload) {
+        Ok(message) => message,
+        Err(e) => {
+            let error = Error::Wire(e);
+            state.rt.report(&error);
+            Counters::bump(&state.counters.dead_lettered);
+            let reason = error.to_string();
+            settle(&state, delivery, Some(Disposition::DeadLetter { reason })).await;
+            return;
+        }
+    };
+    match process(&state, &message).await {
+        Ok(Processed::Done) => settle(&state, delivery, None).await,
+        Ok(Processed::Stopped) => settle(&state, delivery, Some(Disposition::Requeue)).await,
+        Err(error) => {
+            Counters::bump(&state.counters.failed);
+            state.rt.report(&error);
+            let disposition = settle_error(&state, &delivery, &error);
+            settle(&state, delivery, Some(disposition)).await;
+        }
+    }
+}
+
+enum Processed {
+    Done,
+    Stopped,
+}
+
+async fn process(state: &State, message: &Message) -> Result<Processed> {
+    let rt = &state.rt;
+    let ops: Vec<&Operation> = message
+        .operations
+        .iter()
+        .filter(|op| rt.router.listens_to(&op.endpoint))
+        .collect();
+    let gates = Gates::of(rt.config.mode, &rt.config.app, message, &ops);
+    let keys = gates.keys();
+    let started = Instant::now();
+    let mut stop = state.stop.clone();
+    loop {
+        let guard = state.in_flight.enter(&keys[..gates.writes.len()]).await;
+        let values = if keys.is_empty() {
+            Vec::new()
+        } else {
+            rt.clock.read(&keys).await?
+        };
+        match gates.readiness(&values) {
+            Readiness::Duplicate => {
+                Counters::bump(&state.counters.duplicates);
+                tracing::debug!(app = %message.app, "duplicate message acknowledged without applying");
+                return Ok(Processed::Done);
+            }
+            Readiness::Ready => {
+                let _runner = state
+                    .runners
+                    .acquire()
+                    .await
+                    .map_err(|_| Error::Shutdown("the worker's runner pool is closed"))?;
+                apply(state, message, &ops).await?;
+                rt.clock.advance(&gates.targets()).await?;
+                drop(guard);
+                return Ok(Processed::Done);
+            }
+            Readiness::Waiting { key, have, need } => {
+                drop(guard);
+                let waited = started.elapsed();
+                let timeout = rt.config.recovery_timeout;
+                if waited >= timeout {
+                    let endpoint = ops
+                        .first()
+                        .map(|op| op.endpoint.clone())
+                        .unwrap_or_default();
+                    rt.report(&Error::Recover {
+                        key: key.clone(),
+                        applied: have,
+                        needed: need,
+                        waited,
+                        endpoint,
+                    });
+                    Counters::bump(&state.counters.recovered);
+                    rt.clock.advance(&[(key, need)]).await?;
+                    continue;
+                }
+                tokio::select! {
+                    _ = stop.wait_for(|stopped| *stopped) => return Ok(Processed::Stopped),
+                    waited = rt.clock.wait_until(&key, need, timeout - waited) => { waited?; }
+                }
+            }
+        }
+    }
+}
+
+async fn apply(state: &State, message: &Message, ops: &[&Operation]) -> Result<()> {
+    let rt = &state.rt;
+    let storage = rt.storage.as_deref();
+    for op in ops {
+        if op.operation == OperationKind::Noop {
+            Counters::bump(&state.counters.skipped);
+            continue;
+        }
+        let Some(handler) = rt.router.route(op) else {
+            tracing::debug!(endpoint = %op.endpoint, types = ?op.types, "no subscribed model for this type; skipped");
+            Counters::bump(&state.counters.skipped);
+            continue;
+        };
+        let applied = handler.apply(storage, message, op).await?;
+        let counter = match applied {
+            Applied::Nothing => &state.counters.skipped,
+            _ => &state.counters.applied,
+        };
+        Counters::bump(counter);
+    }
+    Ok(())
+}

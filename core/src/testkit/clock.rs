@@ -1,0 +1,303 @@
+//! Conformance suite for [`Clock`] implementations.
+//!
+//! Every function uses its own keys (named with [`unique`]), so the functions
+//! can run in parallel against one shared server.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{unique, PATIENCE};
+use crate::traits::Clock;
+
+fn keys(prefix: &str, count: usize) -> Vec<String> {
+    let base = unique(prefix);
+    (0..count).map(|i| format!("{base}#{i}")).collect()
+}
+
+async fn tick(clock: &dyn Clock, keys: &[String]) -> Vec<u64> {
+    match tokio::time::timeout(PATIENCE, clock.tick(keys)).await {
+        Ok(Ok(values)) => {
+            assert_eq!(
+                values.len(),
+                keys.len(),
+                "{}: tick returned {values:?} for {} keys",
+                clock.name(),
+                keys.len()
+            );
+            values
+        }
+        Ok(Err(e)) => panic!("{}: tick {keys:?} failed: {e}", clock.name()),
+        Err(_) => panic!(
+            "{}: tick {keys:?} did not return within {PATIENCE:?}",
+            clock.name()
+        ),
+    }
+}
+
+async fn read(clock: &dyn Clock, keys: &[String]) -> Vec<u64> {
+    match tokio::time::timeout(PATIENCE, clock.read(keys)).await {
+        Ok(Ok(values)) => {
+            assert_eq!(
+                values.len(),
+                keys.len(),
+                "{}: read returned {values:?} for {} keys",
+                clock.name(),
+                keys.len()
+            );
+            values
+        }
+        Ok(Err(e)) => panic!("{}: read {keys:?} failed: {e}", clock.name()),
+        Err(_) => panic!(
+            "{}: read {keys:?} did not return within {PATIENCE:?}",
+            clock.name()
+        ),
+    }
+}
+
+async fn advance(clock: &dyn Clock, targets: &[(String, u64)]) {
+    match tokio::time::timeout(PATIENCE, clock.advance(targets)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => panic!("{}: advance {targets:?} failed: {e}", clock.name()),
+        Err(_) => panic!(
+            "{}: advance {targets:?} did not return within {PATIENCE:?}",
+            clock.name()
+        ),
+    }
+}
+
+/// Counters never touched read 0, and reading does not create or change them.
+pub async fn fresh_counters_read_zero(clock: &dyn Clock) {
+    assert!(!clock.name().is_empty(), "Clock::name must not be empty");
+    let keys = keys("fresh", 3);
+    assert_eq!(
+        read(clock, &keys).await,
+        vec![0, 0, 0],
+        "fresh counters must read 0"
+    );
+    assert_eq!(
+        read(clock, &keys).await,
+        vec![0, 0, 0],
+        "reading changed the counters"
+    );
+    assert_eq!(
+        read(clock, &[]).await,
+        Vec::<u64>::new(),
+        "reading no keys returns nothing"
+    );
+}
+
+/// `tick` adds one to each key and returns the new values in key order.
+pub async fn tick_increments_each_key(clock: &dyn Clock) {
+    let keys = keys("tick", 3);
+    assert_eq!(
+        tick(clock, &keys[..1]).await,
+        vec![1],
+        "the first tick of a counter returns 1"
+    );
+    assert_eq!(
+        tick(clock, &keys[..1]).await,
+        vec![2],
+        "the second tick returns 2"
+    );
+    assert_eq!(
+        tick(clock, &keys).await,
+        vec![3, 1, 1],
+        "tick must return each key's new value, in the order of the keys"
+    );
+    assert_eq!(
+        tick(clock, &[keys[2].clone(), keys[0].clone()]).await,
+        vec![2, 4],
+        "tick must return values in the order the keys were given"
+    );
+    assert_eq!(read(clock, &keys).await, vec![4, 1, 2], "read after ticks");
+}
+
+/// Many tasks ticking the same keys concurrently lose no increment: 8 tasks ×
+/// 50 ticks of two keys return 400 distinct values per key and leave both at
+/// 400; and since each tick is one atomic step, both keys of one tick get the
+/// same value.
+pub async fn concurrent_ticks_lose_nothing(clock: Arc<dyn Clock>) {
+    const TASKS: usize = 8;
+    const TICKS: usize = 50;
+    let keys = Arc::new(keys("concurrent", 2));
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|_| {
+            let clock = Arc::clone(&clock);
+            let keys = Arc::clone(&keys);
+            tokio::spawn(async move {
+                let mut values = Vec::with_capacity(TICKS);
+                for _ in 0..TICKS {
+                    values.push(tick(clock.as_ref(), &keys).await);
+                }
+                values
+            })
+        })
+        .collect();
+    let mut seen = HashSet::new();
+    for task in tasks {
+        let values = match tokio::time::timeout(PATIENCE * 4, task).await {
+            Ok(Ok(values)) => values,
+            Ok(Err(e)) => panic!("a ticking task failed: {e}"),
+            Err(_) => panic!("{TASKS} × {TICKS} concurrent ticks did not finish in time"),
+        };
+        for pair in values {
+            assert_eq!(
+                pair[0],
+                pair[1],
+                "{}: a tick of two keys (always ticked together) returned {pair:?}: \
+                 another tick was seen between them",
+                clock.name()
+            );
+            assert!(
+                seen.insert(pair[0]),
+                "{}: tick returned {} twice: an increment was lost",
+                clock.name(),
+                pair[0]
+            );
+        }
+    }
+    let total = (TASKS * TICKS) as u64;
+    assert_eq!(seen.len() as u64, total);
+    assert_eq!(seen.iter().max().copied(), Some(total));
+    assert_eq!(
+        read(clock.as_ref(), &keys).await,
+        vec![total, total],
+        "{}: after {TASKS} × {TICKS} ticks the counters must be at {total}",
+        clock.name()
+    );
+}
+
+/// `advance` raises counters to their targets, never lowers them, and is idempotent.
+pub async fn advance_raises_never_lowers(clock: &dyn Clock) {
+    let keys = keys("advance", 3);
+    advance(clock, &[(keys[0].clone(), 5), (keys[1].clone(), 2)]).await;
+    assert_eq!(
+        read(clock, &keys).await,
+        vec![5, 2, 0],
+        "advance must raise to the targets"
+    );
+    advance(clock, &[(keys[0].clone(), 5), (keys[1].clone(), 2)]).await;
+    assert_eq!(
+        read(clock, &keys).await,
+        vec![5, 2, 0],
+        "advancing again must change nothing"
+    );
+    advance(clock, &[(keys[0].clone(), 3), (keys[1].clone(), 7)]).await;
+    assert_eq!(
+        read(clock, &keys).await,
+        vec![5, 7, 0],
+        "advance must leave a counter above its target alone and raise the other"
+    );
+    advance(clock, &[]).await;
+    assert_eq!(
+        tick(clock, &keys[..1]).await,
+        vec![6],
+        "tick continues from the advanced value"
+    );
+}
+
+/// `wait_until` returns at once, with the current value, when the counter is
+/// already at or above the value.
+pub async fn wait_until_returns_when_reached(clock: &dyn Clock) {
+    let key = unique("reached");
+    advance(clock, &[(key.clone(), 4)]).await;
+    for wanted in [0, 3, 4] {
+        let started = tokio::time::Instant::now();
+        match tokio::time::timeout(PATIENCE, clock.wait_until(&key, wanted, PATIENCE * 2)).await {
+            Ok(Ok(value)) => assert_eq!(value, 4, "wait_until must return the current value"),
+            Ok(Err(e)) => panic!("{}: wait_until failed: {e}", clock.name()),
+            Err(_) => panic!(
+                "{}: wait_until({wanted}) of a counter at 4 hung",
+                clock.name()
+            ),
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{}: wait_until({wanted}) of a counter at 4 took {:?}",
+            clock.name(),
+            started.elapsed()
+        );
+    }
+}
+
+/// A `wait_until` is woken by an `advance` from another task (not by the
+/// timeout): an advance short of the value does not end the wait, the one that
+/// reaches it does, long before the timeout.
+pub async fn wait_until_woken_by_advance(clock: &dyn Clock) {
+    let key = unique("woken");
+    let timeout = Duration::from_secs(10);
+    let started = tokio::time::Instant::now();
+    let waiter = async {
+        tokio::time::timeout(timeout + PATIENCE, clock.wait_until(&key, 5, timeout)).await
+    };
+    let advancer = async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        advance(clock, &[(key.clone(), 3)]).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        advance(clock, &[(key.clone(), 5)]).await;
+    };
+    let (waited, ()) = tokio::join!(waiter, advancer);
+    let elapsed = started.elapsed();
+    match waited {
+        Ok(Ok(value)) => assert!(
+            value >= 5,
+            "{}: wait_until(5) returned {value}, before the counter reached 5",
+            clock.name()
+        ),
+        Ok(Err(e)) => panic!("{}: wait_until failed: {e}", clock.name()),
+        Err(_) => panic!("{}: wait_until hung past its own timeout", clock.name()),
+    }
+    assert!(
+        elapsed >= Duration::from_millis(150),
+        "{}: wait_until(5) returned after {elapsed:?}, before the advance to 5",
+        clock.name()
+    );
+    assert!(
+        elapsed < Duration::from_secs(3),
+        "{}: wait_until took {elapsed:?} to notice an advance: waiters must be woken",
+        clock.name()
+    );
+}
+
+/// A `wait_until` nothing satisfies returns the current value after about the timeout.
+pub async fn wait_until_times_out(clock: &dyn Clock) {
+    let key = unique("timeout");
+    advance(clock, &[(key.clone(), 2)]).await;
+    let timeout = Duration::from_millis(300);
+    let started = tokio::time::Instant::now();
+    match tokio::time::timeout(timeout + PATIENCE, clock.wait_until(&key, 5, timeout)).await {
+        Ok(Ok(value)) => assert_eq!(
+            value,
+            2,
+            "{}: a timed-out wait_until must return the current value",
+            clock.name()
+        ),
+        Ok(Err(e)) => panic!(
+            "{}: a timed-out wait_until must not fail: {e}",
+            clock.name()
+        ),
+        Err(_) => panic!(
+            "{}: wait_until hung past its timeout of {timeout:?}",
+            clock.name()
+        ),
+    }
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= timeout * 3 / 4,
+        "{}: wait_until with a timeout of {timeout:?} returned after {elapsed:?}",
+        clock.name()
+    );
+}
+
+/// Runs every function of this suite against `clock`.
+pub async fn run_all(clock: Arc<dyn Clock>) {
+    let c = clock.as_ref();
+    fresh_counters_read_zero(c).await;
+    tick_increments_each_key(c).await;
+    advance_raises_never_lowers(c).await;
+    wait_until_returns_when_reached(c).await;
+    wait_until_woken_by_advance(c).await;
+    wait_until_times_out(c).await;
+    concurrent_ticks_lose_nothing(clock).await;
+}

@@ -1,0 +1,245 @@
+//! Configuration is validated when built, with errors that say what to fix.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use promiscuous::memory::MemoryStorage;
+use promiscuous::{ConfigBuilder, Error, Mode, Promiscuous};
+
+mod models {
+    use promiscuous::Subscribe;
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Debug, Serialize, Deserialize, Subscribe)]
+    pub struct User {
+        pub id: i64,
+        #[subscribe]
+        pub name: String,
+    }
+
+    /// Stands for the same published type as `User`, from the same endpoints.
+    #[derive(Debug, Serialize, Deserialize, Subscribe)]
+    #[subscribe(as = "User")]
+    pub struct Person {
+        pub id: i64,
+        #[subscribe]
+        pub name: String,
+    }
+
+    #[derive(Debug, Serialize, Deserialize, Subscribe)]
+    #[subscribe(observer)]
+    pub struct Watcher {
+        #[subscribe]
+        pub name: String,
+    }
+}
+
+fn memory(builder: ConfigBuilder) -> ConfigBuilder {
+    let name = common::fresh("config");
+    builder
+        .broker_url(format!("memory://{name}"))
+        .redis_url(format!("memory://{name}"))
+        .storage(Arc::new(MemoryStorage::new()))
+        .subscriber::<models::User>()
+}
+
+async fn config_error(builder: ConfigBuilder) -> (&'static str, String) {
+    match builder.build().await {
+        Err(Error::Config { field, problem }) => (field, problem),
+        Err(other) => panic!("expected a configuration error, got {other}"),
+        Ok(_) => panic!("expected a configuration error, the configuration was accepted"),
+    }
+}
+
+#[tokio::test]
+async fn a_valid_configuration_builds_with_documented_defaults() {
+    let app = memory(Promiscuous::configure().app("crowdtap"))
+        .build()
+        .await
+        .unwrap();
+    let config = app.config();
+    assert_eq!(config.mode, Mode::Causal);
+    assert_eq!(
+        (config.prefetch, config.runners, config.hash_size),
+        (1000, 8, 1 << 20)
+    );
+    assert_eq!(config.recovery_timeout, Duration::from_secs(10));
+    assert!(app.healthy());
+}
+
+#[tokio::test]
+async fn numbers_and_durations_are_checked() {
+    let cases: Vec<(ConfigBuilder, &str, &str)> = vec![
+        (
+            Promiscuous::configure().prefetch(0),
+            "prefetch",
+            "at least 1",
+        ),
+        (Promiscuous::configure().runners(0), "runners", "at least 1"),
+        (
+            Promiscuous::configure().prefetch(4).runners(8),
+            "runners",
+            "raise prefetch or lower runners",
+        ),
+        (
+            Promiscuous::configure().hash_size(0),
+            "hash_size",
+            "at least 1",
+        ),
+        (
+            Promiscuous::configure().max_attempts(0),
+            "max_attempts",
+            "at least 1",
+        ),
+        (
+            Promiscuous::configure().lock_ttl(Duration::ZERO),
+            "lock_ttl",
+            "greater than zero",
+        ),
+        (
+            Promiscuous::configure().recovery_timeout(Duration::ZERO),
+            "recovery_timeout",
+            "greater than zero",
+        ),
+        (
+            Promiscuous::configure().app("my app"),
+            "app",
+            "letters, digits",
+        ),
+    ];
+    for (builder, field, hint) in cases {
+        let builder = if field == "app" {
+            builder
+        } else {
+            builder.app("crowdtap")
+        };
+        let (got, problem) = config_error(memory(builder)).await;
+        assert_eq!(got, field, "{problem}");
+        assert!(problem.contains(hint), "{field}: {problem}");
+    }
+}
+
+#[tokio::test]
+async fn urls_name_the_missing_backend_and_the_feature_that_brings_it() {
+    let base = || {
+        Promiscuous::configure()
+            .app("crowdtap")
+            .storage(Arc::new(MemoryStorage::new()))
+            .subscriber::<models::User>()
+    };
+    let (field, problem) = config_error(
+        base()
+            .broker_url("amqp://guest:secret@rabbit:5672/")
+            .redis_url("memory://x"),
+    )
+    .await;
+    assert_eq!(field, "broker_url");
+    assert!(problem.contains("`amqp` feature"), "{problem}");
+    assert!(
+        problem.contains("guest:***@rabbit"),
+        "passwords are not shown: {problem}"
+    );
+    assert!(!problem.contains("secret"), "{problem}");
+    assert!(
+        problem.contains("memory"),
+        "lists what is available: {problem}"
+    );
+
+    let (field, problem) = config_error(
+        base()
+            .broker_url("memory://x")
+            .redis_url("redis://127.0.0.1/"),
+    )
+    .await;
+    assert_eq!(field, "clock_url");
+    assert!(problem.contains("`redis` feature"), "{problem}");
+
+    let (field, problem) =
+        config_error(base().broker_url("kafka://x").redis_url("memory://x")).await;
+    assert_eq!(field, "broker_url");
+    assert!(problem.contains("no backend for kafka://x"), "{problem}");
+
+    let (_, problem) = config_error(base().broker_url("localhost").redis_url("memory://x")).await;
+    assert!(problem.contains("not a URL"), "{problem}");
+
+    let (field, problem) = config_error(base().broker_url("memory://x").redis_url("null://")).await;
+    assert_eq!(field, "clock_url");
+    assert!(
+        problem.contains("no backend for null://"),
+        "null:// is only a broker: {problem}"
+    );
+}
+
+#[tokio::test]
+async fn the_app_name_is_required() {
+    if std::env::var(promiscuous::ENV_APP).is_ok() {
+        return; // the environment names the app; nothing to check here
+    }
+    let (field, problem) = config_error(memory(Promiscuous::configure())).await;
+    assert_eq!(field, "app");
+    assert!(
+        problem.contains(".app(") && problem.contains("PROMISCUOUS_APP"),
+        "{problem}"
+    );
+}
+
+#[tokio::test]
+async fn stored_subscribers_need_a_storage_and_observers_do_not() {
+    let name = common::fresh("nostore");
+    let (field, problem) = config_error(
+        Promiscuous::configure()
+            .app("mailer")
+            .broker_url(format!("memory://{name}"))
+            .redis_url(format!("memory://{name}"))
+            .subscriber::<models::User>(),
+    )
+    .await;
+    assert_eq!(field, "storage");
+    assert!(
+        problem.contains("subscriber User stores records"),
+        "{problem}"
+    );
+
+    let observer = Promiscuous::configure()
+        .app("mailer")
+        .broker_url(format!("memory://{name}"))
+        .redis_url(format!("memory://{name}"))
+        .subscriber::<models::Watcher>()
+        .build()
+        .await;
+    assert!(observer.is_ok(), "{:?}", observer.err());
+}
+
+#[tokio::test]
+async fn two_subscribers_standing_for_one_published_type_are_refused() {
+    let err = memory(Promiscuous::configure().app("mailer"))
+        .subscriber::<models::Person>()
+        .build()
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, Error::Definition { .. }), "{text}");
+    assert!(
+        text.contains("both User and Person stand for User from */user"),
+        "{text}"
+    );
+}
+
+#[test]
+fn modes_parse_by_name() {
+    assert_eq!(Mode::parse("Global").unwrap(), Mode::Global);
+    assert_eq!(Mode::parse("bareback").unwrap(), Mode::Unordered);
+    let err = Mode::parse("eventual").unwrap_err().to_string();
+    assert!(err.contains("causal, global, weak or unordered"), "{err}");
+}
+
+#[test]
+fn secrets_stay_out_of_debug_output() {
+    let builder = Promiscuous::configure()
+        .app("x")
+        .broker_url("amqp://guest:hunter2@host/");
+    let shown = format!("{builder:?}");
+    assert!(!shown.contains("hunter2"), "{shown}");
+}

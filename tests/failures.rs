@@ -1,0 +1,376 @@
+//! Bad input and failures: malformed messages, failing callbacks, failed
+//! writes, pretend mode and shutdown.
+
+mod common;
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{applied, fresh, settled, Apps};
+use promiscuous::core::testkit::{eventually, PATIENCE};
+use promiscuous::core::wire::Message;
+use promiscuous::memory::NullBroker;
+use promiscuous::{Error, OperationKind, PendingWrite, Promiscuous};
+use serde_json::json;
+
+/// How many more times the flaky subscriber's callback fails, per test key.
+static FAILURES_LEFT: AtomicU32 = AtomicU32::new(0);
+
+mod models {
+    use super::FAILURES_LEFT;
+    use promiscuous::{BoxError, Callbacks, Context, Publish, Subscribe};
+    use serde::{Deserialize, Serialize};
+    use std::sync::atomic::Ordering;
+
+    #[derive(Debug, Clone, Serialize, Deserialize, Publish)]
+    #[publish(to = "crowdtap/user")]
+    pub struct User {
+        pub id: i64,
+        #[publish]
+        pub name: String,
+    }
+
+    #[derive(Debug, Clone, Serialize, Deserialize, Publish)]
+    #[publish(to = "crowdtap/flaky")]
+    pub struct Flaky {
+        pub id: i64,
+        #[publish]
+        pub name: String,
+    }
+
+    pub mod replica {
+        use super::*;
+
+        #[derive(Debug, Serialize, Deserialize, Subscribe)]
+        #[subscribe(from = "crowdtap/user")]
+        pub struct User {
+            pub id: i64,
+            #[subscribe]
+            pub name: String,
+        }
+
+        #[derive(Debug, Serialize, Deserialize, Subscribe)]
+        #[subscribe(from = "crowdtap/flaky", callbacks)]
+        pub struct Flaky {
+            pub id: i64,
+            #[subscribe]
+            pub name: String,
+        }
+
+        #[promiscuous::async_trait]
+        impl Callbacks for Flaky {
+            async fn before_create(&mut self, _ctx: &Context) -> Result<(), BoxError> {
+                let left = FAILURES_LEFT.load(Ordering::SeqCst);
+                if left > 0 {
+                    FAILURES_LEFT.store(left - 1, Ordering::SeqCst);
+                    return Err("the mail server is down".into());
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+use models::User;
+
+#[tokio::test]
+async fn malformed_messages_are_dead_lettered_with_the_reason_and_the_worker_goes_on() {
+    let apps = Apps::new("crowdtap", |b| b.subscriber::<models::replica::User>()).await;
+    let mut worker = apps.worker().await;
+    apps.broker.inject("mailer", "crowdtap/user", b"{not json");
+    apps.broker
+        .inject("mailer", "crowdtap/user", br#"{"format": 99, "app": "x"}"#);
+    apps.broker.inject(
+        "mailer",
+        "crowdtap/user",
+        br#"{"format":1,"app":"crowdtap","generation":0,"timestamp":1,"operations":[{"operation":"create","endpoint":"crowdtap/user","types":[],"id":1,"attributes":{}}]}"#,
+    );
+    apps.publisher
+        .create(&User {
+            id: 1,
+            name: "after".into(),
+        })
+        .await
+        .unwrap();
+    applied(&worker, 1).await;
+
+    let dead = apps.broker.dead_letters("mailer");
+    let reasons: Vec<&str> = dead.iter().map(|d| d.reason.as_str()).collect();
+    assert_eq!(dead.len(), 3, "{reasons:?}");
+    assert!(reasons[0].contains("malformed message"), "{}", reasons[0]);
+    assert!(
+        reasons[1].contains("unsupported wire format 99"),
+        "{}",
+        reasons[1]
+    );
+    assert!(reasons[2].contains("operations[0].types"), "{}", reasons[2]);
+    assert_eq!(worker.stats().dead_lettered, 3);
+    assert_eq!(
+        apps.errors().len(),
+        3,
+        "each one reached the error notifier"
+    );
+    assert_eq!(apps.replica.records("User")[0]["name"], "after");
+    worker.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_message_missing_a_subscribed_attribute_names_it_and_is_retried_then_dead_lettered() {
+    let apps = Apps::new("crowdtap", |b| {
+        b.subscriber::<models::replica::User>().max_attempts(2)
+    })
+    .await;
+    let mut worker = apps.worker().await;
+    let message = json!({"format":1,"app":"crowdtap","generation":0,"timestamp":1,"operations":[
+        {"operation":"create","endpoint":"crowdtap/user","types":["User"],"id":1,"attributes":{"nickname":"x"},
+         "dependencies":{"write":[{"key":"crowdtap/user#1","version":1}]}}]});
+    apps.broker
+        .inject("mailer", "crowdtap/user", message.to_string().as_bytes());
+    assert!(
+        eventually(PATIENCE, || async {
+            apps.broker.dead_letters("mailer").len() == 1
+        })
+        .await
+    );
+    let dead = &apps.broker.dead_letters("mailer")[0];
+    assert!(dead.reason.contains("failed 2 times"), "{}", dead.reason);
+    assert!(
+        dead.reason.contains("no attribute `name`"),
+        "{}",
+        dead.reason
+    );
+    assert!(
+        dead.reason.contains("deploy the publisher"),
+        "{}",
+        dead.reason
+    );
+    assert_eq!(worker.stats().failed, 2);
+    worker.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_failing_callback_is_retried_with_backoff_until_it_succeeds() {
+    FAILURES_LEFT.store(2, Ordering::SeqCst);
+    let apps = Apps::new("crowdtap", |b| {
+        b.subscriber::<models::replica::Flaky>().max_attempts(5)
+    })
+    .await;
+    let mut worker = apps.worker().await;
+    apps.publisher
+        .create(&models::Flaky {
+            id: 1,
+            name: "x".into(),
+        })
+        .await
+        .unwrap();
+    applied(&worker, 1).await;
+    let stats = worker.stats();
+    assert_eq!(
+        (stats.failed, stats.applied, stats.dead_lettered),
+        (2, 1, 0),
+        "{stats:?}"
+    );
+    assert_eq!(apps.replica.records("Flaky").len(), 1, "stored once");
+    let errors = apps.errors();
+    assert!(
+        errors
+            .iter()
+            .all(|e| e.contains("callback before_create failed: the mail server is down")),
+        "{errors:?}"
+    );
+    assert!(apps.broker.dead_letters("mailer").is_empty());
+    worker.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_failed_write_publishes_a_noop_so_subscribers_do_not_wait() {
+    let apps = Apps::new("crowdtap", |b| {
+        b.subscriber::<models::replica::User>()
+            .recovery_timeout(Duration::from_secs(30))
+    })
+    .await;
+    let mut worker = apps.worker().await;
+    apps.publisher
+        .create(&User {
+            id: 1,
+            name: "a".into(),
+        })
+        .await
+        .unwrap();
+    let failed = apps
+        .publisher
+        .publish_write::<User, _, _>(
+            PendingWrite::of::<User>(OperationKind::Update, json!(1)),
+            || async { Err("deadlock detected".into()) },
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(failed, Error::Publisher { .. }), "{failed}");
+    assert!(failed.to_string().contains("deadlock detected"), "{failed}");
+    apps.publisher
+        .update(&User {
+            id: 1,
+            name: "b".into(),
+        })
+        .await
+        .unwrap();
+    applied(&worker, 2).await;
+    settled(&worker, 3).await;
+    let stats = worker.stats();
+    assert_eq!(
+        (stats.skipped, stats.recovered),
+        (1, 0),
+        "the noop let the next update through at once: {stats:?}"
+    );
+    assert_eq!(apps.replica.records("User")[0]["name"], "b");
+    worker.shutdown().await;
+}
+
+#[tokio::test]
+async fn pretend_mode_records_operations_and_delivers_nothing() {
+    let null = Arc::new(NullBroker::new());
+    let app = Promiscuous::configure()
+        .app("crowdtap")
+        .broker(null.clone())
+        .redis_url(format!("memory://{}", fresh("pretend")))
+        .storage(Arc::new(promiscuous::memory::MemoryStorage::new()))
+        .build()
+        .await
+        .unwrap();
+    app.create(&User {
+        id: 4,
+        name: "Rey".into(),
+    })
+    .await
+    .unwrap();
+    app.destroy(&User {
+        id: 4,
+        name: "Rey".into(),
+    })
+    .await
+    .unwrap();
+    let messages: Vec<Message> = null.published_messages().unwrap();
+    assert_eq!(messages.len(), 2);
+    let create = &messages[0].operations[0];
+    assert_eq!(
+        (create.operation, create.endpoint.as_str()),
+        (OperationKind::Create, "crowdtap/user")
+    );
+    assert_eq!(create.attributes.as_ref().unwrap()["name"], "Rey");
+    assert_eq!(create.dependencies.write[0].version, 1);
+    let destroy = &messages[1].operations[0];
+    assert_eq!(destroy.operation, OperationKind::Destroy);
+    assert_eq!(destroy.dependencies.write[0].version, 2);
+    assert!(destroy.attributes.is_none());
+}
+
+#[tokio::test]
+async fn publishing_while_another_writer_holds_the_lock_times_out_with_lock_unavailable() {
+    let apps = Apps::new("crowdtap", |b| b.subscriber::<models::replica::User>()).await;
+    let publisher = Promiscuous::configure()
+        .app("crowdtap")
+        .broker(apps.broker.clone())
+        .clock(apps.clock.clone())
+        .lock(apps.publisher.lock().clone())
+        .storage(apps.source.clone())
+        .lock_timeout(Duration::from_millis(100))
+        .build()
+        .await
+        .unwrap();
+    apps.publisher
+        .lock()
+        .try_acquire(
+            "crowdtap/user/1",
+            "someone-else",
+            Duration::from_secs(30),
+            b"",
+        )
+        .await
+        .unwrap();
+    let err = publisher
+        .create(&User {
+            id: 1,
+            name: "x".into(),
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Publisher { source, .. } if matches!(**source, Error::LockUnavailable { .. })),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("crowdtap/user/1"), "{err}");
+    assert!(
+        apps.source.records("User").is_empty(),
+        "nothing was written"
+    );
+}
+
+#[tokio::test]
+async fn health_and_shutdown() {
+    let apps = Apps::new("crowdtap", |b| b.subscriber::<models::replica::User>()).await;
+    let mut worker = apps.worker().await;
+    assert!(apps.publisher.healthy());
+    assert!(worker.is_running());
+    worker.shutdown().await;
+    worker.shutdown().await;
+    assert!(!worker.is_running());
+    apps.publisher.shutdown().await.unwrap();
+    apps.publisher.shutdown().await.unwrap();
+    assert!(!apps.publisher.healthy());
+    let err = apps
+        .publisher
+        .create(&User {
+            id: 1,
+            name: "x".into(),
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Shutdown(_)), "{err}");
+}
+
+#[tokio::test]
+async fn taking_over_a_lock_left_to_expire_is_reported_as_a_recovery() {
+    let apps = Apps::new("crowdtap", |b| b.subscriber::<models::replica::User>()).await;
+    let reported = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let seen = reported.clone();
+    let publisher = Promiscuous::configure()
+        .app("crowdtap")
+        .broker(apps.broker.clone())
+        .clock(apps.clock.clone())
+        .lock(apps.publisher.lock().clone())
+        .storage(apps.source.clone())
+        .error_notifier(move |e| seen.lock().unwrap().push(format!("{:?}: {e}", e.kind())))
+        .build()
+        .await
+        .unwrap();
+    apps.publisher
+        .lock()
+        .try_acquire(
+            "crowdtap/user/1",
+            "crashed-writer",
+            Duration::from_millis(30),
+            br#"{"operation":"update"}"#,
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    publisher
+        .create(&User {
+            id: 1,
+            name: "x".into(),
+        })
+        .await
+        .unwrap();
+    let reported = reported.lock().unwrap().clone();
+    assert_eq!(reported.len(), 1, "{reported:?}");
+    assert!(reported[0].starts_with("Recover"), "{reported:?}");
+    assert!(
+        reported[0].contains("crowdtap/user/1") && reported[0].contains("crashed-writer"),
+        "{reported:?}"
+    );
+    assert!(
+        reported[0].contains(r#"{"operation":"update"}"#),
+        "the recovery data is shown: {reported:?}"
+    );
+}

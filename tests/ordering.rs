@@ -1,0 +1,437 @@
+//! Ordering rules of the subscriber, with deliveries reordered, duplicated and
+//! dropped on purpose: messages are recorded by a publisher on the Null broker,
+//! then injected into the subscriber's queue in the order a test chooses.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{applied, fresh, settled, Apps, Journal};
+use promiscuous::core::testkit::{eventually, PATIENCE};
+use promiscuous::memory::{MemoryClock, MemoryLock, MemoryStorage, NullBroker};
+use promiscuous::{Mode, Promiscuous};
+use proptest::prelude::*;
+
+static JOURNAL: Journal = Journal::new();
+
+mod models {
+    use super::JOURNAL;
+    use promiscuous::{BoxError, Callbacks, Context, Publish, Subscribe};
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Debug, Clone, Serialize, Deserialize, Publish)]
+    #[publish(to = "crowdtap/counter")]
+    pub struct Counter {
+        pub id: i64,
+        #[publish]
+        pub n: i64,
+    }
+
+    pub mod replica {
+        use super::*;
+
+        /// Journals every state it is given, keyed by the subscriber's tag.
+        #[derive(Debug, Serialize, Deserialize, Subscribe)]
+        #[subscribe(from = "crowdtap/counter", as = "Counter", callbacks)]
+        pub struct Counter {
+            pub id: i64,
+            #[subscribe]
+            pub n: i64,
+        }
+
+        #[promiscuous::async_trait]
+        impl Callbacks for Counter {
+            async fn after_create(&self, ctx: &Context) -> Result<(), BoxError> {
+                JOURNAL.push(&ctx.app, format!("{}={}", self.id, self.n));
+                Ok(())
+            }
+            async fn after_update(&self, ctx: &Context) -> Result<(), BoxError> {
+                JOURNAL.push(&ctx.app, format!("{}={}", self.id, self.n));
+                Ok(())
+            }
+            async fn after_destroy(&self, ctx: &Context) -> Result<(), BoxError> {
+                JOURNAL.push(&ctx.app, format!("{}=destroyed", self.id));
+                Ok(())
+            }
+        }
+    }
+}
+
+use models::Counter;
+
+/// A publisher whose messages are recorded, not delivered.
+struct Recorder {
+    app: String,
+    null: Arc<NullBroker>,
+    publisher: Promiscuous,
+}
+
+impl Recorder {
+    async fn new(hash_size: u64) -> Self {
+        let app = fresh("rec");
+        let null = Arc::new(NullBroker::new());
+        let publisher = Promiscuous::configure()
+            .app(&app)
+            .broker(null.clone())
+            .clock(Arc::new(MemoryClock::new()))
+            .lock(Arc::new(MemoryLock::new()))
+            .storage(Arc::new(MemoryStorage::new()))
+            .hash_size(hash_size)
+            .build()
+            .await
+            .unwrap();
+        Self {
+            app,
+            null,
+            publisher,
+        }
+    }
+
+    /// Every recorded (endpoint, payload), in publish order.
+    fn messages(&self) -> Vec<(String, Vec<u8>)> {
+        self.null
+            .published()
+            .into_iter()
+            .map(|m| (m.endpoint, m.payload))
+            .collect()
+    }
+}
+
+/// Runs a program of writes: `(id, Some(n))` sets counter `id` to `n`
+/// (creating it the first time), `(id, None)` destroys it.
+async fn run(
+    recorder: &Recorder,
+    program: &[(i64, Option<i64>)],
+) -> std::collections::BTreeMap<i64, i64> {
+    let mut state = std::collections::BTreeMap::new();
+    for &(id, value) in program {
+        match (value, state.contains_key(&id)) {
+            (Some(n), false) => {
+                recorder.publisher.create(&Counter { id, n }).await.unwrap();
+                state.insert(id, n);
+            }
+            (Some(n), true) => {
+                recorder.publisher.update(&Counter { id, n }).await.unwrap();
+                state.insert(id, n);
+            }
+            (None, true) => {
+                recorder
+                    .publisher
+                    .destroy(&Counter { id, n: 0 })
+                    .await
+                    .unwrap();
+                state.remove(&id);
+            }
+            (None, false) => {}
+        }
+    }
+    state
+}
+
+/// Per record, the states observed in order (`"3"`, or `"destroyed"`).
+fn observed(app: &str) -> std::collections::BTreeMap<i64, Vec<String>> {
+    let mut out: std::collections::BTreeMap<i64, Vec<String>> = Default::default();
+    for entry in JOURNAL.entries(app) {
+        let (id, state) = entry.split_once('=').unwrap();
+        out.entry(id.parse().unwrap())
+            .or_default()
+            .push(state.to_owned());
+    }
+    out
+}
+
+/// Per record, the states the publisher went through, in order.
+fn published_states(
+    program: &[(i64, Option<i64>)],
+) -> std::collections::BTreeMap<i64, Vec<String>> {
+    let mut live = std::collections::BTreeSet::new();
+    let mut out: std::collections::BTreeMap<i64, Vec<String>> = Default::default();
+    for &(id, value) in program {
+        match value {
+            Some(n) => {
+                live.insert(id);
+                out.entry(id).or_default().push(n.to_string());
+            }
+            None if live.remove(&id) => out.entry(id).or_default().push("destroyed".into()),
+            None => {}
+        }
+    }
+    out
+}
+
+async fn subscriber_apps(mode: Mode) -> Apps {
+    Apps::new(&fresh("unused"), |b| {
+        b.subscriber::<models::replica::Counter>()
+            .mode(mode)
+            .runners(4)
+            .recovery_timeout(Duration::from_secs(30))
+    })
+    .await
+}
+
+fn replica_state(apps: &Apps) -> std::collections::BTreeMap<i64, i64> {
+    apps.replica
+        .records("Counter")
+        .iter()
+        .map(|r| (r["id"].as_i64().unwrap(), r["n"].as_i64().unwrap()))
+        .collect()
+}
+
+fn program_strategy() -> impl Strategy<Value = Vec<(i64, Option<i64>)>> {
+    prop::collection::vec((1i64..4, prop::option::weighted(0.85, 0i64..1000)), 1..25)
+}
+
+/// A delivery plan: a permutation of the messages with some delivered twice.
+fn delivery_strategy(len: usize) -> impl Strategy<Value = Vec<usize>> {
+    let originals: Vec<usize> = (0..len).collect();
+    (
+        Just(originals).prop_shuffle(),
+        prop::collection::vec(0..len.max(1), 0..len.max(1)),
+    )
+        .prop_map(|(mut order, dups)| {
+            order.extend(dups);
+            order
+        })
+        .prop_shuffle()
+}
+
+fn check_causal(
+    program: Vec<(i64, Option<i64>)>,
+    order_seed: Vec<usize>,
+    hash_size: u64,
+) -> Result<(), TestCaseError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async move {
+        let recorder = Recorder::new(hash_size).await;
+        let expected = run(&recorder, &program).await;
+        let messages = recorder.messages();
+        let apps = subscriber_apps(Mode::Causal).await;
+        let mut worker = apps.worker().await;
+        let deliveries: Vec<usize> = order_seed
+            .into_iter()
+            .filter(|&i| i < messages.len())
+            .collect();
+        for &i in &deliveries {
+            let (endpoint, payload) = &messages[i];
+            apps.broker.inject("mailer", endpoint, payload);
+        }
+        settled(&worker, deliveries.len() as u64).await;
+        let stats = worker.stats();
+        worker.shutdown().await;
+        prop_assert_eq!(
+            replica_state(&apps),
+            expected,
+            "the subscriber ends equal to the publisher"
+        );
+        prop_assert_eq!(
+            observed(&recorder.app),
+            published_states(&program),
+            "each record's states are observed exactly in publish order, once"
+        );
+        prop_assert_eq!(stats.recovered, 0);
+        prop_assert_eq!(stats.failed, 0);
+        Ok(())
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, .. ProptestConfig::default() })]
+
+    #[test]
+    fn causal_order_holds_whatever_the_delivery_order(
+        (program, order) in program_strategy().prop_flat_map(|p| {
+            let len = p.len() * 2; // upper bound on messages; extra indices are filtered out
+            (Just(p), delivery_strategy(len))
+        })
+    ) {
+        check_causal(program, order, 1 << 20)?;
+    }
+
+    #[test]
+    fn causal_order_holds_when_every_record_shares_one_counter(
+        (program, order) in program_strategy().prop_flat_map(|p| {
+            let len = p.len() * 2;
+            (Just(p), delivery_strategy(len))
+        })
+    ) {
+        check_causal(program, order, 1)?;
+    }
+}
+
+#[tokio::test]
+async fn a_duplicate_delivery_is_acknowledged_and_not_applied_again() {
+    let recorder = Recorder::new(1 << 20).await;
+    run(&recorder, &[(1, Some(1)), (1, Some(2))]).await;
+    let messages = recorder.messages();
+    let apps = subscriber_apps(Mode::Causal).await;
+    let mut worker = apps.worker().await;
+    for i in [0, 0, 1, 0, 1, 1] {
+        apps.broker.inject("mailer", &messages[i].0, &messages[i].1);
+    }
+    settled(&worker, 6).await;
+    let stats = worker.stats();
+    assert_eq!(stats.applied, 2);
+    assert_eq!(stats.duplicates, 4);
+    assert_eq!(observed(&recorder.app)[&1], vec!["1", "2"]);
+    worker.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_missing_operation_is_skipped_after_the_recovery_timeout_and_reported() {
+    let recorder = Recorder::new(1 << 20).await;
+    run(&recorder, &[(1, Some(1)), (1, Some(2)), (1, Some(3))]).await;
+    let messages = recorder.messages();
+    let apps = Apps::new(&fresh("unused"), |b| {
+        b.subscriber::<models::replica::Counter>()
+            .recovery_timeout(Duration::from_millis(300))
+    })
+    .await;
+    let mut worker = apps.worker().await;
+    for i in [0, 2] {
+        apps.broker.inject("mailer", &messages[i].0, &messages[i].1);
+    }
+    applied(&worker, 2).await;
+    assert_eq!(worker.stats().recovered, 1);
+    assert_eq!(observed(&recorder.app)[&1], vec!["1", "3"]);
+    let errors = apps.errors();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("recovered from a missing operation")
+                && e.contains("crowdtap/counter#")
+                && e.contains("needed 2")),
+        "the Recover error names the counter and versions: {errors:?}"
+    );
+    // The lost message arriving late is recognised as already passed.
+    apps.broker.inject("mailer", &messages[1].0, &messages[1].1);
+    settled(&worker, 3).await;
+    assert_eq!(worker.stats().duplicates, 1);
+    assert_eq!(replica_state(&apps)[&1], 3);
+    worker.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_update_of_a_missing_record_creates_it_and_a_destroy_of_one_is_a_no_op() {
+    let recorder = Recorder::new(1 << 20).await;
+    run(
+        &recorder,
+        &[(1, Some(1)), (1, Some(2)), (2, Some(5)), (2, None)],
+    )
+    .await;
+    let messages = recorder.messages();
+    let apps = subscriber_apps(Mode::Causal).await;
+    let mut worker = apps.worker().await;
+    apps.broker.inject("mailer", &messages[0].0, &messages[0].1);
+    apps.broker.inject("mailer", &messages[2].0, &messages[2].1);
+    applied(&worker, 2).await;
+    // The subscriber's database loses both records behind promiscuous' back.
+    use promiscuous::Storage;
+    apps.replica
+        .delete("Counter", &promiscuous::Filter::default())
+        .await
+        .unwrap();
+    apps.broker.inject("mailer", &messages[1].0, &messages[1].1);
+    apps.broker.inject("mailer", &messages[3].0, &messages[3].1);
+    settled(&worker, 4).await;
+    assert_eq!(
+        replica_state(&apps),
+        [(1, 2)].into(),
+        "the update recreated record 1"
+    );
+    let stats = worker.stats();
+    assert_eq!(
+        (stats.applied, stats.skipped, stats.failed),
+        (3, 1, 0),
+        "{stats:?}"
+    );
+    worker.shutdown().await;
+}
+
+#[tokio::test]
+async fn weak_mode_drops_stale_operations_and_never_waits() {
+    let recorder = Recorder::new(1).await;
+    run(
+        &recorder,
+        &[(1, Some(1)), (2, Some(1)), (1, Some(2)), (1, Some(3))],
+    )
+    .await;
+    let messages = recorder.messages();
+    let apps = subscriber_apps(Mode::Weak).await;
+    let mut worker = apps.worker().await;
+    for i in [3, 1, 2, 0] {
+        apps.broker.inject("mailer", &messages[i].0, &messages[i].1);
+    }
+    settled(&worker, 4).await;
+    assert_eq!(
+        observed(&recorder.app)[&1],
+        vec!["3"],
+        "older operations of record 1 are dropped"
+    );
+    assert_eq!(
+        observed(&recorder.app)[&2],
+        vec!["1"],
+        "record 2 shares record 1's counter but is not dropped"
+    );
+    assert_eq!(replica_state(&apps), [(1, 3), (2, 1)].into());
+    assert_eq!(worker.stats().recovered, 0);
+    worker.shutdown().await;
+}
+
+#[tokio::test]
+async fn global_mode_applies_an_endpoint_in_publish_order() {
+    let recorder = Recorder::new(1 << 20).await;
+    run(&recorder, &[(1, Some(1)), (2, Some(1)), (3, Some(1))]).await;
+    let messages = recorder.messages();
+    let apps = subscriber_apps(Mode::Global).await;
+    let mut worker = apps.worker().await;
+    for i in [2, 1, 0] {
+        apps.broker.inject("mailer", &messages[i].0, &messages[i].1);
+    }
+    applied(&worker, 3).await;
+    assert_eq!(
+        JOURNAL.entries(&recorder.app),
+        vec!["1=1", "2=1", "3=1"],
+        "independent records still apply in publish order"
+    );
+    worker.shutdown().await;
+}
+
+#[tokio::test]
+async fn unordered_mode_applies_as_delivered() {
+    let recorder = Recorder::new(1 << 20).await;
+    run(&recorder, &[(1, Some(1)), (1, Some(2))]).await;
+    let messages = recorder.messages();
+    let apps = subscriber_apps(Mode::Unordered).await;
+    let mut worker = apps.worker().await;
+    for i in [1, 0] {
+        apps.broker.inject("mailer", &messages[i].0, &messages[i].1);
+    }
+    applied(&worker, 2).await;
+    assert_eq!(observed(&recorder.app)[&1], vec!["2", "1"]);
+    worker.shutdown().await;
+}
+
+#[tokio::test]
+async fn operations_of_one_record_wait_for_the_earlier_one_in_real_time() {
+    let recorder = Recorder::new(1 << 20).await;
+    run(&recorder, &[(1, Some(1)), (1, Some(2))]).await;
+    let messages = recorder.messages();
+    let apps = subscriber_apps(Mode::Causal).await;
+    let mut worker = apps.worker().await;
+    apps.broker.inject("mailer", &messages[1].0, &messages[1].1);
+    let early = eventually(Duration::from_millis(200), || async {
+        worker.stats().applied > 0
+    })
+    .await;
+    assert!(!early, "the update must wait for the create");
+    apps.broker.inject("mailer", &messages[0].0, &messages[0].1);
+    applied(&worker, 2).await;
+    assert_eq!(observed(&recorder.app)[&1], vec!["1", "2"]);
+    let _ = PATIENCE;
+    worker.shutdown().await;
+}
