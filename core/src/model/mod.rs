@@ -5,6 +5,8 @@
 //! and register them with `inventory`, so every definition of a binary can be listed.
 
 mod callbacks;
+mod conversion;
+mod lineage;
 mod naming;
 mod publisher;
 mod record_id;
@@ -12,6 +14,7 @@ mod registry;
 mod subscriber;
 
 pub use callbacks::{Callbacks, Change, Changes, Context};
+pub use conversion::{from_record, to_record};
 pub use naming::snake_case;
 pub use publisher::{
     embed, published_attributes, AttributeDef, AttributeSource, Embed, Publish, PublisherDef,

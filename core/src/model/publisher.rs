@@ -3,6 +3,7 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use super::lineage::Lineage;
 use super::naming::snake_case;
 use crate::error::{Error, Result};
 
@@ -46,42 +47,33 @@ pub struct PublisherDef {
     pub id_kind: &'static str,
 }
 
+impl Lineage for PublisherDef {
+    type Attribute = AttributeDef;
+    fn parent_definition(&self) -> Option<&'static Self> {
+        self.parent.map(|parent| parent())
+    }
+    fn own_attributes(&self) -> &'static [AttributeDef] {
+        self.attributes
+    }
+    fn attribute_name(attribute: &AttributeDef) -> &'static str {
+        attribute.name
+    }
+}
+
 impl PublisherDef {
     /// The type chain, most derived first: `["Member", "User"]`.
     pub fn types(&self) -> Vec<&'static str> {
-        let mut types = vec![self.model];
-        let mut parent = self.parent;
-        while let Some(def) = parent.map(|f| f()) {
-            types.push(def.model);
-            parent = def.parent;
-        }
-        types
+        self.ancestry().iter().map(|def| def.model).collect()
     }
 
     /// The root of the polymorphic chain (itself when it has no parent).
     pub fn root(&self) -> &PublisherDef {
-        let mut def = self;
-        while let Some(parent) = def.parent {
-            def = parent();
-        }
-        def
+        self.ancestry().last().copied().unwrap_or(self)
     }
 
     /// Every published attribute, inherited ones first.
     pub fn all_attributes(&self) -> Vec<AttributeDef> {
-        let mut chain = vec![self];
-        let mut parent = self.parent;
-        while let Some(def) = parent.map(|f| f()) {
-            chain.push(def);
-            parent = def.parent;
-        }
-        let mut seen = std::collections::HashSet::new();
-        chain
-            .iter()
-            .rev()
-            .flat_map(|def| def.attributes.iter().copied())
-            .filter(|attr| seen.insert(attr.name))
-            .collect()
+        self.chain_attributes()
     }
 
     /// The endpoint of this model when published by `app`: the root's `to`, or

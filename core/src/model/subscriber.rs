@@ -4,6 +4,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::callbacks::Callbacks;
+use super::lineage::Lineage;
 use super::naming::snake_case;
 
 /// One subscribed attribute.
@@ -34,64 +35,47 @@ pub struct SubscriberDef {
     pub observer: bool,
 }
 
+impl Lineage for SubscriberDef {
+    type Attribute = SubscribedAttribute;
+    fn parent_definition(&self) -> Option<&'static Self> {
+        self.parent.map(|parent| parent())
+    }
+    fn own_attributes(&self) -> &'static [SubscribedAttribute] {
+        self.attributes
+    }
+    fn attribute_name(attribute: &SubscribedAttribute) -> &'static str {
+        attribute.name
+    }
+}
+
 impl SubscriberDef {
     /// The root of the polymorphic chain.
     pub fn root(&self) -> &SubscriberDef {
-        let mut def = self;
-        while let Some(parent) = def.parent {
-            def = parent();
-        }
-        def
+        self.ancestry().last().copied().unwrap_or(self)
     }
 
-    /// The endpoint pattern this model binds: its own `from`, its root's, or `*/model`.
+    /// The endpoint pattern this model binds: its own `from`, its nearest
+    /// ancestor's, or `*/snake_case(root as_name)`.
     pub fn from_pattern(&self) -> String {
-        let mut def = self;
-        loop {
-            if let Some(from) = def.from {
-                return from.to_owned();
-            }
-            match def.parent {
-                Some(parent) => def = parent(),
-                None => return format!("*/{}", snake_case(def.as_name)),
-            }
+        match self.inherited(|def| def.from) {
+            Some(from) => from.to_owned(),
+            None => format!("*/{}", snake_case(self.root().as_name)),
         }
     }
 
     /// Every subscribed attribute, inherited ones first.
     pub fn all_attributes(&self) -> Vec<SubscribedAttribute> {
-        let mut chain = vec![self];
-        let mut parent = self.parent;
-        while let Some(def) = parent.map(|f| f()) {
-            chain.push(def);
-            parent = def.parent;
-        }
-        let mut seen = std::collections::HashSet::new();
-        chain
-            .iter()
-            .rev()
-            .flat_map(|def| def.attributes.iter().copied())
-            .filter(|attr| seen.insert(attr.name))
-            .collect()
+        self.chain_attributes()
     }
 
     /// The field holding the publisher's id: the foreign key, inherited, or `id`.
     pub fn key_field(&self) -> &'static str {
-        let mut def = self;
-        loop {
-            if let Some(fk) = def.foreign_key {
-                return fk;
-            }
-            match def.parent {
-                Some(parent) => def = parent(),
-                None => return "id",
-            }
-        }
+        self.inherited(|def| def.foreign_key).unwrap_or("id")
     }
 
     /// Whether this model or an ancestor is an observer.
     pub fn is_observer(&self) -> bool {
-        self.observer || self.parent.is_some_and(|p| p().is_observer())
+        self.ancestry().iter().any(|def| def.observer)
     }
 }
 

@@ -7,25 +7,10 @@ use serde_json::Value;
 
 use super::PendingWrite;
 use crate::error::{BoxError, Error, Result};
-use crate::model::Publish;
+use crate::model::{from_record, to_record, Publish};
 use crate::runtime::Promiscuous;
 use crate::traits::{Filter, Record, Storage};
 use crate::wire::OperationKind;
-
-fn record_of<M: Publish>(model: &M) -> Result<Record> {
-    match serde_json::to_value(model) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(other) => Err(Error::Definition {
-            model: M::definition().model.to_owned(),
-            problem: format!("serialises to {other}, not an object; published models must be structs with named fields"),
-        }),
-        Err(source) => Err(Error::Conversion {
-            model: M::definition().model.to_owned(),
-            direction: "to a record",
-            source,
-        }),
-    }
-}
 
 /// The pipeline refuses a create or update whose record cannot be read back,
 /// so this only guards the type system's `Option`.
@@ -43,14 +28,12 @@ async fn read_back<M: Publish + DeserializeOwned>(
 ) -> std::result::Result<Option<M>, BoxError> {
     let def = M::definition();
     let found = storage.find(def.model, filter, 1).await?;
-    match found.into_iter().next() {
-        Some(record) => Ok(Some(
-            serde_json::from_value(Value::Object(record)).map_err(|source| Error::Conversion {
-                model: def.model.to_owned(),
-                direction: "from the stored record",
-                source,
-            })?,
-        )),
+    match found.first() {
+        Some(record) => Ok(Some(from_record(
+            def.model,
+            record,
+            "from the stored record",
+        )?)),
         None => Ok(None),
     }
 }
@@ -88,7 +71,7 @@ impl Promiscuous {
     pub async fn create<M: Publish + DeserializeOwned>(&self, model: &M) -> Result<M> {
         let storage = self.publisher_storage::<M>()?;
         let (id, filter) = Self::id_filter(model)?;
-        let record = record_of(model)?;
+        let record = to_record(M::definition().model, model)?;
         let written = self
             .publish_write(
                 PendingWrite::of::<M>(OperationKind::Create, id),
@@ -105,7 +88,7 @@ impl Promiscuous {
     pub async fn update<M: Publish + DeserializeOwned>(&self, model: &M) -> Result<M> {
         let storage = self.publisher_storage::<M>()?;
         let (id, filter) = Self::id_filter(model)?;
-        let record = record_of(model)?;
+        let record = to_record(M::definition().model, model)?;
         let def = M::definition();
         let written = self
             .publish_write(

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use serde_json::{Map, Value};
 
 use crate::error::{BoxError, Error, Result};
-use crate::model::{Changes, Context, Subscribe, SubscriberDef};
+use crate::model::{from_record, to_record, Changes, Context, Subscribe, SubscriberDef};
 use crate::traits::{Filter, Record, Storage};
 use crate::wire::{Message, Operation, OperationKind};
 
@@ -60,6 +60,16 @@ fn callback_failed(def: &SubscriberDef, op: &Operation, name: &str, source: BoxE
         endpoint: op.endpoint.clone(),
         source: format!("callback {name} failed: {source}").into(),
     }
+}
+
+/// Runs one callback, naming it in the error when it fails.
+macro_rules! callback {
+    ($def:expr, $op:expr, $model:ident . $name:ident ($ctx:expr)) => {
+        $model
+            .$name($ctx)
+            .await
+            .map_err(|e| callback_failed($def, $op, stringify!($name), e))?
+    };
 }
 
 fn subscriber_error(def: &SubscriberDef, op: &Operation, problem: String) -> Error {
@@ -122,26 +132,11 @@ fn incoming_attributes(def: &SubscriberDef, op: &Operation) -> Result<Record> {
 }
 
 fn to_model<M: Subscribe>(record: &Record, direction: &'static str) -> Result<M> {
-    serde_json::from_value(Value::Object(record.clone())).map_err(|source| Error::Conversion {
-        model: M::definition().model.to_owned(),
-        direction,
-        source,
-    })
+    from_record(M::definition().model, record, direction)
 }
 
-fn to_record<M: Subscribe>(model: &M) -> Result<Record> {
-    match serde_json::to_value(model) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(other) => Err(Error::Definition {
-            model: M::definition().model.to_owned(),
-            problem: format!("serialises to {other}, not to an object; subscribed models must be structs with named fields"),
-        }),
-        Err(source) => Err(Error::Conversion {
-            model: M::definition().model.to_owned(),
-            direction: "to a record",
-            source,
-        }),
-    }
+fn stored<M: Subscribe>(model: &M) -> Result<Record> {
+    to_record(M::definition().model, model)
 }
 
 fn context(
@@ -187,36 +182,18 @@ impl<M: Subscribe> TypedHandler<M> {
         let ctx = context(message, op, op.operation, changes);
         let applied = match op.operation {
             OperationKind::Create => {
-                model
-                    .before_create(&ctx)
-                    .await
-                    .map_err(|e| callback_failed(def, op, "before_create", e))?;
-                model
-                    .after_create(&ctx)
-                    .await
-                    .map_err(|e| callback_failed(def, op, "after_create", e))?;
+                callback!(def, op, model.before_create(&ctx));
+                callback!(def, op, model.after_create(&ctx));
                 Applied::Created
             }
             OperationKind::Update => {
-                model
-                    .before_update(&ctx)
-                    .await
-                    .map_err(|e| callback_failed(def, op, "before_update", e))?;
-                model
-                    .after_update(&ctx)
-                    .await
-                    .map_err(|e| callback_failed(def, op, "after_update", e))?;
+                callback!(def, op, model.before_update(&ctx));
+                callback!(def, op, model.after_update(&ctx));
                 Applied::Updated
             }
             OperationKind::Destroy => {
-                model
-                    .before_destroy(&ctx)
-                    .await
-                    .map_err(|e| callback_failed(def, op, "before_destroy", e))?;
-                model
-                    .after_destroy(&ctx)
-                    .await
-                    .map_err(|e| callback_failed(def, op, "after_destroy", e))?;
+                callback!(def, op, model.before_destroy(&ctx));
+                callback!(def, op, model.after_destroy(&ctx));
                 Applied::Destroyed
             }
             OperationKind::Noop => Applied::Nothing,
@@ -259,15 +236,9 @@ impl<M: Subscribe> TypedHandler<M> {
                     OperationKind::Destroy,
                     changes_between(def, Some(&before), None),
                 );
-                model
-                    .before_destroy(&ctx)
-                    .await
-                    .map_err(|e| callback_failed(def, op, "before_destroy", e))?;
+                callback!(def, op, model.before_destroy(&ctx));
                 storage.delete(def.model, &filter).await?;
-                model
-                    .after_destroy(&ctx)
-                    .await
-                    .map_err(|e| callback_failed(def, op, "after_destroy", e))?;
+                callback!(def, op, model.after_destroy(&ctx));
                 Ok(Applied::Destroyed)
             }
             (kind, None) => {
@@ -283,15 +254,9 @@ impl<M: Subscribe> TypedHandler<M> {
                     OperationKind::Create,
                     changes_between(def, None, Some(&record)),
                 );
-                model
-                    .before_create(&ctx)
-                    .await
-                    .map_err(|e| callback_failed(def, op, "before_create", e))?;
-                storage.insert(def.model, &to_record(&model)?).await?;
-                model
-                    .after_create(&ctx)
-                    .await
-                    .map_err(|e| callback_failed(def, op, "after_create", e))?;
+                callback!(def, op, model.before_create(&ctx));
+                storage.insert(def.model, &stored(&model)?).await?;
+                callback!(def, op, model.after_create(&ctx));
                 Ok(Applied::Created)
             }
             (kind, Some(before)) => {
@@ -307,17 +272,9 @@ impl<M: Subscribe> TypedHandler<M> {
                     OperationKind::Update,
                     changes_between(def, Some(&before), Some(&merged)),
                 );
-                model
-                    .before_update(&ctx)
-                    .await
-                    .map_err(|e| callback_failed(def, op, "before_update", e))?;
-                storage
-                    .update(def.model, &filter, &to_record(&model)?)
-                    .await?;
-                model
-                    .after_update(&ctx)
-                    .await
-                    .map_err(|e| callback_failed(def, op, "after_update", e))?;
+                callback!(def, op, model.before_update(&ctx));
+                storage.update(def.model, &filter, &stored(&model)?).await?;
+                callback!(def, op, model.after_update(&ctx));
                 Ok(Applied::Updated)
             }
         }

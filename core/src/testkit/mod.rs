@@ -7,7 +7,7 @@
 //! calls every function of the module. A backend crate runs them from its own
 //! tests:
 //!
-//! ```ignore
+//! ```text
 //! #[tokio::test(flavor = "multi_thread")]
 //! async fn clock_conforms() {
 //!     let clock: Arc<dyn Clock> = Arc::new(MyClock::connect(URL).await?);
@@ -52,7 +52,7 @@ pub fn unique(prefix: &str) -> String {
 /// Polls `condition` every 10 ms until it is true or `timeout` passes; returns
 /// whether it became true. Tests assert on the result with their own message:
 ///
-/// ```ignore
+/// ```text
 /// assert!(eventually(PATIENCE, || async { broker.queue_len("q") == 0 }).await, "queue never drained");
 /// ```
 pub async fn eventually<F, Fut>(timeout: Duration, mut condition: F) -> bool
