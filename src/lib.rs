@@ -20,6 +20,8 @@
 //! | broker, pretend mode (records, delivers nothing) | `null://` | `promiscuous-memory` | always |
 //! | lock and clock, in memory | `memory://name` | `promiscuous-memory` | always |
 //! | storage, in memory | [`memory::MemoryStorage`] | `promiscuous-memory` | always |
+//! | broker, RabbitMQ | `amqp://user:pass@host:5672/vhost` | `promiscuous-amqp` | `amqp` |
+//! | lock and clock, Redis | `redis://host:6379/?prefix=app:` | `promiscuous-redis` | `redis` |
 //!
 //! Instances created with the same `memory://name` in one process share one
 //! broker (or clock, or lock), so two apps can replicate in one test.
@@ -97,7 +99,7 @@ pub use promiscuous_core::config::{Config, ErrorNotifier, ENV_AMQP_URL, ENV_APP,
 pub use promiscuous_core::model::{
     Callbacks, Change, Changes, Context, Publish, RecordId, Subscribe,
 };
-pub use promiscuous_core::publisher::PendingWrite;
+pub use promiscuous_core::publisher::{causal_scope, PendingWrite, Produced, Transaction};
 pub use promiscuous_core::subscriber::{Worker, WorkerStats};
 pub use promiscuous_core::traits::{Broker, Clock, Filter, Lock, Record, Storage};
 pub use promiscuous_core::wire::OperationKind;
@@ -106,6 +108,13 @@ pub use promiscuous_core::{
 };
 pub use promiscuous_derive::{define, Publish, Subscribe};
 pub use promiscuous_memory as memory;
+
+/// The RabbitMQ broker (feature `amqp`).
+#[cfg(feature = "amqp")]
+pub use promiscuous_amqp as amqp;
+/// The Redis lock and clock (feature `redis`).
+#[cfg(feature = "redis")]
+pub use promiscuous_redis as redis;
 
 /// Re-exports used by the code the derive macros generate. Not a public API.
 #[doc(hidden)]

@@ -374,3 +374,119 @@ async fn taking_over_a_lock_left_to_expire_is_reported_as_a_recovery() {
         "the recovery data is shown: {reported:?}"
     );
 }
+
+/// A clock that can be made to report a loss of its state, like a Redis
+/// restarted without persistence.
+#[derive(Debug, Default)]
+struct LosableClock {
+    inner: promiscuous::memory::MemoryClock,
+    lost: std::sync::atomic::AtomicBool,
+}
+
+impl LosableClock {
+    fn check(&self) -> Result<(), promiscuous::BackendError> {
+        if self.lost.load(Ordering::SeqCst) {
+            Err(
+                promiscuous::BackendError::new("test", "read", "losable", "state lost")
+                    .state_lost(),
+            )
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[promiscuous::async_trait]
+impl promiscuous::Clock for LosableClock {
+    fn name(&self) -> &'static str {
+        "losable"
+    }
+    async fn tick(&self, keys: &[String]) -> Result<Vec<u64>, promiscuous::BackendError> {
+        self.check()?;
+        self.inner.tick(keys).await
+    }
+    async fn read(&self, keys: &[String]) -> Result<Vec<u64>, promiscuous::BackendError> {
+        self.check()?;
+        self.inner.read(keys).await
+    }
+    async fn advance(&self, targets: &[(String, u64)]) -> Result<(), promiscuous::BackendError> {
+        self.check()?;
+        self.inner.advance(targets).await
+    }
+    async fn wait_until(
+        &self,
+        key: &str,
+        value: u64,
+        timeout: Duration,
+    ) -> Result<u64, promiscuous::BackendError> {
+        self.check()?;
+        self.inner.wait_until(key, value, timeout).await
+    }
+}
+
+#[tokio::test]
+async fn a_clock_that_lost_its_state_stops_the_worker_and_keeps_the_message() {
+    let apps = Apps::new("crowdtap", |b| b.subscriber::<models::replica::User>()).await;
+    let clock = Arc::new(LosableClock::default());
+    let subscriber = Promiscuous::configure()
+        .app("lossy")
+        .broker(apps.broker.clone())
+        .clock(clock.clone())
+        .lock(apps.publisher.lock().clone())
+        .storage(apps.replica.clone())
+        .subscriber::<models::replica::User>()
+        .build()
+        .await
+        .unwrap();
+    let mut worker = subscriber.subscribe().await.unwrap();
+    clock.lost.store(true, Ordering::SeqCst);
+    apps.publisher
+        .create(&User {
+            id: 1,
+            name: "x".into(),
+        })
+        .await
+        .unwrap();
+    assert!(
+        eventually(PATIENCE, || async { !worker.is_running() }).await,
+        "the worker stops"
+    );
+    assert!(
+        !subscriber.healthy(),
+        "an instance whose clock lost its state is unhealthy"
+    );
+    assert_eq!(
+        apps.broker.queue_len("lossy"),
+        1,
+        "the message is handed back, not lost"
+    );
+    assert!(apps.replica.records("User").is_empty());
+    worker.shutdown().await;
+}
+
+#[tokio::test]
+async fn messages_of_an_older_generation_are_dropped_and_reported() {
+    let apps = Apps::new("crowdtap", |b| {
+        b.subscriber::<models::replica::User>().generation(1)
+    })
+    .await;
+    let mut worker = apps.worker().await;
+    apps.publisher
+        .create(&User {
+            id: 1,
+            name: "old".into(),
+        })
+        .await
+        .unwrap();
+    settled(&worker, 1).await;
+    assert_eq!(worker.stats().skipped, 1);
+    assert!(apps.replica.records("User").is_empty());
+    let errors = apps.errors();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("generation 0") && e.contains("initial sync")),
+        "{errors:?}"
+    );
+    worker.shutdown().await;
+}

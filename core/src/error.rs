@@ -35,6 +35,9 @@ pub struct BackendError {
     pub message: String,
     /// Whether retrying may help.
     pub retry: Retry,
+    /// The backend lost the state it kept (a Redis restarted without
+    /// persistence): versions can no longer be trusted until the generation is bumped.
+    pub state_lost: bool,
     /// The underlying error, when there is one.
     #[source]
     pub source: Option<BoxError>,
@@ -54,8 +57,21 @@ impl BackendError {
             target: target.into(),
             message: message.into(),
             retry: Retry::Permanent,
+            state_lost: false,
             source: None,
         }
+    }
+
+    /// Marks the error as a loss of the backend's state (permanent).
+    pub fn state_lost(mut self) -> Self {
+        self.state_lost = true;
+        self.retry = Retry::Permanent;
+        self
+    }
+
+    /// Whether the backend lost its state.
+    pub fn is_state_lost(&self) -> bool {
+        self.state_lost
     }
 
     /// Marks the error as temporary (retrying may help).
@@ -213,6 +229,17 @@ pub enum Error {
         /// The recovery data it attached, as text.
         recovery: String,
     },
+    /// A message from an older generation of the publisher's version counters
+    /// was dropped: its versions cannot be ordered against the current ones.
+    #[error("dropped a message of {app} from generation {generation}: this subscriber is at generation {current}; run an initial sync of {app} if its last operations are missing")]
+    StaleGeneration {
+        /// The publishing app.
+        app: String,
+        /// The message's generation.
+        generation: u64,
+        /// The subscriber's configured generation.
+        current: u64,
+    },
     /// The process has been shut down.
     #[error("promiscuous is shut down: {0}")]
     Shutdown(&'static str),
@@ -234,7 +261,9 @@ impl Error {
             Error::Subscriber { .. } | Error::Wire(_) | Error::Conversion { .. } => {
                 ErrorKind::Subscriber
             }
-            Error::Recover { .. } | Error::LockExpired { .. } => ErrorKind::Recover,
+            Error::Recover { .. } | Error::LockExpired { .. } | Error::StaleGeneration { .. } => {
+                ErrorKind::Recover
+            }
             Error::Shutdown(_) => ErrorKind::Shutdown,
         }
     }
@@ -245,6 +274,16 @@ impl Error {
             Error::Connection(_) | Error::LockUnavailable { .. } => true,
             Error::Backend(e) => e.is_temporary(),
             Error::Publisher { source, .. } => source.is_temporary(),
+            _ => false,
+        }
+    }
+
+    /// Whether a backend lost its state (see [`BackendError::state_lost`]):
+    /// the instance is unhealthy until restarted with a bumped generation.
+    pub fn is_state_lost(&self) -> bool {
+        match self {
+            Error::Connection(e) | Error::Backend(e) => e.is_state_lost(),
+            Error::Publisher { source, .. } => source.is_state_lost(),
             _ => false,
         }
     }

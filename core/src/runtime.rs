@@ -28,6 +28,8 @@ pub(crate) struct Runtime {
     pub(crate) owner: String,
     pub(crate) lock_sequence: AtomicU64,
     pub(crate) closed: AtomicBool,
+    /// Set when a backend lost its state: the instance cannot order anything.
+    pub(crate) faulted: AtomicBool,
 }
 
 impl fmt::Debug for Promiscuous {
@@ -72,6 +74,7 @@ impl Promiscuous {
                 owner,
                 lock_sequence: AtomicU64::new(0),
                 closed: AtomicBool::new(false),
+                faulted: AtomicBool::new(false),
             }),
         }
     }
@@ -106,10 +109,13 @@ impl Promiscuous {
         self.inner.storage.as_ref()
     }
 
-    /// Whether this instance can publish and subscribe now: not shut down and
-    /// the broker connected. Use it as a load balancer health check.
+    /// Whether this instance can publish and subscribe now: not shut down, no
+    /// backend lost its state, and the broker connected. Use it as a load
+    /// balancer health check.
     pub fn healthy(&self) -> bool {
-        !self.inner.closed.load(Ordering::SeqCst) && self.inner.broker.healthy()
+        !self.inner.closed.load(Ordering::SeqCst)
+            && !self.inner.faulted.load(Ordering::SeqCst)
+            && self.inner.broker.healthy()
     }
 
     /// Closes the broker; later publishes fail with [`Error::Shutdown`]. Idempotent.
@@ -128,6 +134,9 @@ impl Promiscuous {
 
 impl Runtime {
     pub(crate) fn report(&self, error: &Error) {
+        if error.is_state_lost() {
+            self.faulted.store(true, Ordering::SeqCst);
+        }
         match error.kind() {
             crate::ErrorKind::Recover => {
                 tracing::warn!(app = %self.config.app, kind = %error.kind(), error = %error, "promiscuous recovered")

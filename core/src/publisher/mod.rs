@@ -6,5 +6,9 @@
 
 mod pipeline;
 mod records;
+mod scope;
+mod transaction;
 
-pub use pipeline::PendingWrite;
+pub use pipeline::{PendingWrite, Produced};
+pub use scope::{causal_scope, in_causal_scope};
+pub use transaction::Transaction;

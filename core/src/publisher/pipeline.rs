@@ -1,10 +1,13 @@
-//! The pipeline every published write goes through.
+//! The pipeline every published write goes through: lock, clock, write, read
+//! back, publish, unlock.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
+use super::scope;
 use crate::dependency::{lock_key, object_counter};
 use crate::error::{BoxError, Error, Result};
 use crate::model::{published_attributes, Publish, PublisherDef};
@@ -34,25 +37,23 @@ impl PendingWrite {
     }
 }
 
-/// A failed pipeline run, and whether the lock must be left to expire.
+/// The published attributes each pending write produced, in order (`None`
+/// for a destroy).
+pub type Produced = Vec<Option<Map<String, Value>>>;
+
+/// A failed pipeline run, and whether the locks must be left to expire.
 struct Failure {
     error: Error,
-    keep_lock: bool,
+    keep_locks: bool,
 }
 
 impl Failure {
     fn released(error: Error) -> Self {
         Self {
             error,
-            keep_lock: false,
+            keep_locks: false,
         }
     }
-}
-
-/// The versions taken for one operation.
-struct Versions {
-    own: Dependency,
-    endpoint: Dependency,
 }
 
 fn now_ms() -> u64 {
@@ -62,12 +63,102 @@ fn now_ms() -> u64 {
         .unwrap_or_default()
 }
 
+/// Pushes `item` unless already present, keeping first-seen order.
+fn push_unique(list: &mut Vec<String>, item: String) {
+    if !list.contains(&item) {
+        list.push(item);
+    }
+}
+
+/// The operations of one message before their versions are known.
+struct Plan {
+    operations: Vec<Operation>,
+    /// Distinct endpoints, in order: the message goes to each.
+    endpoints: Vec<String>,
+    locks: BTreeSet<String>,
+    /// Counter keys to tick: endpoint counters, then record counters.
+    increments: Vec<String>,
+    /// Counter keys to read: records the task depends on.
+    reads: Vec<String>,
+}
+
 impl Runtime {
     fn clock_key(&self, counter: &str) -> String {
         format!("p:{}:{counter}", self.config.generation)
     }
 
-    /// Takes the record's lock, waiting up to `lock_timeout`.
+    fn plan(&self, writes: &[PendingWrite]) -> Plan {
+        let app = &self.config.app;
+        let hash_size = self.config.hash_size;
+        let mut plan = Plan {
+            operations: Vec::with_capacity(writes.len()),
+            endpoints: Vec::new(),
+            locks: BTreeSet::new(),
+            increments: Vec::new(),
+            reads: Vec::new(),
+        };
+        for write in writes {
+            let endpoint = write.definition.endpoint(app);
+            push_unique(&mut plan.increments, endpoint.clone());
+            if !write.id.is_null() {
+                plan.locks.insert(lock_key(&endpoint, &write.id));
+                push_unique(
+                    &mut plan.increments,
+                    object_counter(&endpoint, &write.id, hash_size),
+                );
+            }
+            push_unique(&mut plan.endpoints, endpoint.clone());
+            plan.operations.push(Operation {
+                operation: write.operation,
+                endpoint,
+                types: write
+                    .definition
+                    .types()
+                    .into_iter()
+                    .map(str::to_owned)
+                    .collect(),
+                id: write.id.clone(),
+                attributes: None,
+                dependencies: Dependencies::default(),
+            });
+        }
+        for (endpoint, id) in scope::recorded() {
+            let key = object_counter(&endpoint, &id, hash_size);
+            if !plan.increments.contains(&key) {
+                push_unique(&mut plan.reads, key);
+            }
+        }
+        plan
+    }
+
+    /// Takes every lock of a plan, in sorted order, waiting up to `lock_timeout`;
+    /// on failure releases the ones taken.
+    async fn acquire_all(
+        &self,
+        keys: &BTreeSet<String>,
+        owner: &str,
+        recovery: &[u8],
+    ) -> Result<()> {
+        let mut taken = Vec::with_capacity(keys.len());
+        for key in keys {
+            if let Err(e) = self.acquire(key, owner, recovery).await {
+                self.release_all(&taken, owner).await;
+                return Err(e);
+            }
+            taken.push(key.clone());
+        }
+        Ok(())
+    }
+
+    async fn release_all(&self, keys: &[String], owner: &str) {
+        for key in keys {
+            if let Err(e) = self.lock.release(key, owner).await {
+                self.report(&Error::from(e));
+            }
+        }
+    }
+
+    /// Takes one lock, waiting up to `lock_timeout`.
     async fn acquire(&self, key: &str, owner: &str, recovery: &[u8]) -> Result<()> {
         let started = Instant::now();
         let mut pause = Duration::from_millis(2);
@@ -100,52 +191,91 @@ impl Runtime {
         }
     }
 
-    /// Advances the record's counter and the endpoint's counter in one step.
-    async fn tick(&self, endpoint: &str, id: &Value, with_object: bool) -> Result<Versions> {
-        let endpoint_key = endpoint.to_owned();
-        let object_key = object_counter(endpoint, id, self.config.hash_size);
-        let mut keys = vec![self.clock_key(&endpoint_key)];
-        if with_object {
-            keys.push(self.clock_key(&object_key));
+    /// Takes the versions of a plan in one clock step and fills the dependencies.
+    async fn take_versions(&self, plan: &mut Plan) -> Result<()> {
+        let increments: Vec<String> = plan.increments.iter().map(|k| self.clock_key(k)).collect();
+        let reads: Vec<String> = plan.reads.iter().map(|k| self.clock_key(k)).collect();
+        let (ticked, read) = self.clock.tick_and_read(&increments, &reads).await?;
+        let versions: BTreeMap<&str, u64> = plan
+            .increments
+            .iter()
+            .map(String::as_str)
+            .zip(ticked)
+            .collect();
+        let read: Vec<Dependency> = plan
+            .reads
+            .iter()
+            .zip(read)
+            .filter(|(_, version)| *version > 0)
+            .map(|(key, version)| Dependency::new(key.clone(), version))
+            .collect();
+        let hash_size = self.config.hash_size;
+        for op in &mut plan.operations {
+            let endpoint = Dependency::new(
+                op.endpoint.clone(),
+                versions.get(op.endpoint.as_str()).copied().unwrap_or(1),
+            );
+            let own = if op.id.is_null() {
+                endpoint.clone()
+            } else {
+                let key = object_counter(&op.endpoint, &op.id, hash_size);
+                let version = versions.get(key.as_str()).copied().unwrap_or(1);
+                Dependency::new(key, version)
+            };
+            op.dependencies = Dependencies {
+                write: vec![own],
+                read: read.clone(),
+                endpoint: Some(endpoint),
+            };
         }
-        let values = self.clock.tick(&keys).await?;
-        let endpoint_dep = Dependency::new(endpoint_key, values.first().copied().unwrap_or(1));
-        let own = match values.get(1) {
-            Some(&v) => Dependency::new(object_key, v),
-            None => endpoint_dep.clone(),
-        };
-        Ok(Versions {
-            own,
-            endpoint: endpoint_dep,
-        })
+        Ok(())
     }
 
-    fn message(&self, operation: Operation) -> Message {
+    fn message(&self, operations: Vec<Operation>) -> Message {
         Message {
             format: FORMAT_VERSION,
             app: self.config.app.clone(),
             generation: self.config.generation,
             timestamp: now_ms(),
             host: Some(self.config.host.clone()),
-            operations: vec![operation],
+            operations,
         }
     }
 
-    /// Publishes, retrying temporary failures until the lock would expire.
-    async fn send(&self, endpoint: &str, message: &Message) -> Result<()> {
+    /// Publishes to every endpoint, retrying temporary failures until the locks would expire.
+    async fn send(&self, endpoints: &[String], message: &Message) -> Result<()> {
         let payload = message.encode();
         let deadline = Instant::now() + self.config.lock_ttl;
-        let mut pause = Duration::from_millis(100);
-        loop {
-            match self.broker.publish(endpoint, &payload).await {
-                Ok(()) => return Ok(()),
-                Err(e) if e.is_temporary() && Instant::now() + pause < deadline => {
-                    tracing::warn!(endpoint, error = %e, "publish failed, retrying");
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_secs(2));
+        for endpoint in endpoints {
+            let mut pause = Duration::from_millis(100);
+            loop {
+                match self.broker.publish(endpoint, &payload).await {
+                    Ok(()) => break,
+                    Err(e) if e.is_temporary() && Instant::now() + pause < deadline => {
+                        tracing::warn!(endpoint = %endpoint, error = %e, "publish failed, retrying");
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(Duration::from_secs(2));
+                    }
+                    Err(e) => return Err(e.into()),
                 }
-                Err(e) => return Err(e.into()),
             }
+        }
+        Ok(())
+    }
+
+    /// Tells subscribers that the versions of a failed write carry nothing.
+    async fn publish_noop(&self, plan: &Plan) {
+        let operations = plan
+            .operations
+            .iter()
+            .map(|op| Operation {
+                operation: OperationKind::Noop,
+                attributes: None,
+                ..op.clone()
+            })
+            .collect();
+        if let Err(e) = self.send(&plan.endpoints, &self.message(operations)).await {
+            self.report(&e);
         }
     }
 }
@@ -153,13 +283,15 @@ impl Runtime {
 impl Promiscuous {
     /// Runs `write` inside the publisher pipeline and publishes its result.
     ///
-    /// Steps: take the record's lock, advance its version counters, run
-    /// `write` (which performs the database write and returns the record read
-    /// back, or `None` for a destroy), build the payload from the published
-    /// attributes, publish and wait for the broker's confirmation, release the
-    /// lock. If `write` fails after the versions were taken, a `noop` operation
-    /// is published so subscribers do not wait for it. If publishing fails, the
-    /// lock is left to expire, which marks the record for recovery.
+    /// Steps: take the record's lock, advance its version counters (and read
+    /// those of the records the current [causal scope](super::causal_scope)
+    /// depends on), run `write` (which performs the database write and returns
+    /// the record read back, or `None` for a destroy), build the payload from
+    /// the published attributes, publish and wait for the broker's
+    /// confirmation, release the lock. If `write` fails after the versions were
+    /// taken, a `noop` operation is published so subscribers do not wait for
+    /// it. If publishing fails, the lock is left to expire, which marks the
+    /// record for recovery.
     pub async fn publish_write<M, F, Fut>(
         &self,
         pending: PendingWrite,
@@ -170,127 +302,150 @@ impl Promiscuous {
         F: FnOnce() -> Fut + Send,
         Fut: Future<Output = std::result::Result<Option<M>, BoxError>> + Send,
     {
+        let definition = pending.definition;
+        let operation = pending.operation;
+        let id = pending.id.clone();
+        self.publish_writes(vec![pending], || async move {
+            let written = write().await.map_err(|source| Error::Write {
+                model: definition.model.to_owned(),
+                id: id.to_string(),
+                source,
+            })?;
+            let attributes = match (&written, operation) {
+                (_, OperationKind::Destroy) => None,
+                (Some(model), _) => Some(published_attributes(model)?),
+                (None, _) => {
+                    return Err(Error::Write {
+                        model: definition.model.to_owned(),
+                        id: id.to_string(),
+                        source: "the record was not found when read back after writing it".into(),
+                    })
+                }
+            };
+            Ok((written, vec![attributes]))
+        })
+        .await
+    }
+
+    /// Runs `perform` inside the pipeline for several writes, published as one
+    /// message whose operations subscribers apply together.
+    ///
+    /// `perform` does the database writes (in one transaction, when the
+    /// database has them) and returns a value plus the published attributes of
+    /// each pending write, in order. Locks are taken in sorted order, all
+    /// versions in one clock step.
+    pub async fn publish_writes<T, F, Fut>(
+        &self,
+        writes: Vec<PendingWrite>,
+        perform: F,
+    ) -> Result<T>
+    where
+        F: FnOnce() -> Fut + Send,
+        Fut: Future<Output = Result<(T, Produced)>> + Send,
+    {
         let rt = &self.inner;
         rt.ensure_open()?;
-        let def = pending.definition;
-        let endpoint = def.endpoint(&rt.config.app);
-        let types: Vec<String> = def.types().into_iter().map(str::to_owned).collect();
+        let described = writes.first().map(|w| {
+            (
+                w.definition.model.to_owned(),
+                w.id.to_string(),
+                w.operation.as_str(),
+            )
+        });
+        let (model, id, operation) =
+            described.unwrap_or_else(|| (String::new(), String::new(), "write"));
         let fail = |source: Error| Error::Publisher {
-            model: def.model.to_owned(),
-            id: pending.id.to_string(),
-            operation: pending.operation.as_str(),
+            model: model.clone(),
+            id: id.clone(),
+            operation,
             source: Box::new(source),
         };
-        let has_lock = !pending.id.is_null();
-        let key = lock_key(&endpoint, &pending.id);
+        if writes.is_empty() {
+            return Err(fail(Error::Definition {
+                model: "(none)".into(),
+                problem: "a publish needs at least one write".into(),
+            }));
+        }
+        let mut plan = rt.plan(&writes);
         let sequence = rt
             .lock_sequence
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let owner = format!("{}:{sequence}", rt.owner);
-        if has_lock {
-            let recovery = serde_json::json!({
-                "endpoint": endpoint, "id": pending.id, "operation": pending.operation.as_str(), "types": types,
-            });
-            rt.acquire(&key, &owner, recovery.to_string().as_bytes())
-                .await
-                .map_err(fail)?;
-        }
-        let (outcome, keep_lock) = match self
-            .write_and_publish(&pending, &endpoint, &types, write)
+        let recovery = serde_json::json!({
+            "operations": plan.operations.iter().map(|op| serde_json::json!({
+                "endpoint": op.endpoint, "id": op.id, "operation": op.operation.as_str(),
+            })).collect::<Vec<_>>(),
+        });
+        rt.acquire_all(&plan.locks, &owner, recovery.to_string().as_bytes())
             .await
-        {
-            Ok(written) => (Ok(written), false),
-            Err(Failure { error, keep_lock }) => (Err(error), keep_lock),
-        };
-        // A write that happened but was not published keeps its lock until it
-        // expires: that is what marks the record for recovery.
-        if has_lock && !keep_lock {
-            if let Err(e) = rt.lock.release(&key, &owner).await {
-                rt.report(&Error::from(e));
-            }
+            .map_err(|e| {
+                let error = fail(e);
+                rt.report(&error);
+                error
+            })?;
+        let outcome = self.run_locked(&mut plan, perform).await;
+        let keep_locks = matches!(
+            &outcome,
+            Err(Failure {
+                keep_locks: true,
+                ..
+            })
+        );
+        // A write that happened but was not published keeps its locks until they
+        // expire: that is what marks the records for recovery.
+        if !keep_locks {
+            let locks: Vec<String> = plan.locks.iter().cloned().collect();
+            rt.release_all(&locks, &owner).await;
         }
-        outcome.map_err(|e| {
-            let error = fail(e);
+        outcome.map_err(|Failure { error, .. }| {
+            let error = fail(error);
             rt.report(&error);
             error
         })
     }
 
-    async fn write_and_publish<M, F, Fut>(
+    async fn run_locked<T, F, Fut>(
         &self,
-        pending: &PendingWrite,
-        endpoint: &str,
-        types: &[String],
-        write: F,
-    ) -> std::result::Result<Option<M>, Failure>
+        plan: &mut Plan,
+        perform: F,
+    ) -> std::result::Result<T, Failure>
     where
-        M: Publish,
         F: FnOnce() -> Fut + Send,
-        Fut: Future<Output = std::result::Result<Option<M>, BoxError>> + Send,
+        Fut: Future<Output = Result<(T, Produced)>> + Send,
     {
         let rt = &self.inner;
-        let versions = rt
-            .tick(endpoint, &pending.id, !pending.id.is_null())
-            .await
-            .map_err(Failure::released)?;
-        let mut operation = Operation {
-            operation: pending.operation,
-            endpoint: endpoint.to_owned(),
-            types: types.to_vec(),
-            id: pending.id.clone(),
-            attributes: None,
-            dependencies: Dependencies {
-                write: vec![versions.own],
-                read: Vec::new(),
-                endpoint: Some(versions.endpoint),
-            },
-        };
-        let written = match write().await {
-            Ok(written) => written,
-            Err(source) => {
-                self.publish_noop(operation).await;
-                return Err(Failure::released(Error::Write {
-                    model: pending.definition.model.to_owned(),
-                    id: pending.id.to_string(),
-                    source,
+        rt.take_versions(plan).await.map_err(Failure::released)?;
+        let (value, produced) = match perform().await {
+            Ok(done) if done.1.len() == plan.operations.len() => done,
+            Ok(done) => {
+                rt.publish_noop(plan).await;
+                return Err(Failure::released(Error::Definition {
+                    model: "(publish_writes)".into(),
+                    problem: format!(
+                        "perform returned {} attribute sets for {} writes",
+                        done.1.len(),
+                        plan.operations.len()
+                    ),
                 }));
             }
+            Err(error) => {
+                rt.publish_noop(plan).await;
+                return Err(Failure::released(error));
+            }
         };
-        if pending.operation != OperationKind::Destroy {
-            let attributes = match written.as_ref().map(published_attributes) {
-                Some(Ok(attributes)) => attributes,
-                Some(Err(e)) => {
-                    self.publish_noop(operation).await;
-                    return Err(Failure::released(e));
-                }
-                None => {
-                    self.publish_noop(operation).await;
-                    return Err(Failure::released(Error::Write {
-                        model: pending.definition.model.to_owned(),
-                        id: pending.id.to_string(),
-                        source: "the record was not found when read back after writing it".into(),
-                    }));
-                }
-            };
-            operation.attributes = Some(attributes);
+        for (op, attributes) in plan.operations.iter_mut().zip(produced) {
+            op.attributes = attributes;
         }
-        rt.send(endpoint, &rt.message(operation))
+        let message = rt.message(plan.operations.clone());
+        rt.send(&plan.endpoints, &message)
             .await
             .map_err(|error| Failure {
                 error,
-                keep_lock: true,
+                keep_locks: true,
             })?;
-        Ok(written)
-    }
-
-    /// Tells subscribers that the versions of a failed write carry nothing.
-    async fn publish_noop(&self, mut operation: Operation) {
-        operation.operation = OperationKind::Noop;
-        operation.attributes = None;
-        let rt = &self.inner;
-        let endpoint = operation.endpoint.clone();
-        if let Err(e) = rt.send(&endpoint, &rt.message(operation)).await {
-            rt.report(&e);
+        for op in &plan.operations {
+            scope::record(&op.endpoint, &op.id);
         }
+        Ok(value)
     }
 }

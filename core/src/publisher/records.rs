@@ -227,3 +227,34 @@ impl Promiscuous {
         Ok(())
     }
 }
+
+impl Promiscuous {
+    /// Reads a record of `M` by id from the storage; inside a
+    /// [causal scope](crate::publisher::causal_scope), the following publishes
+    /// depend on it.
+    pub async fn find<M: Publish + DeserializeOwned>(&self, id: Value) -> Result<Option<M>> {
+        let storage = self.publisher_storage::<M>()?;
+        let def = M::definition();
+        let found = read_back::<M>(storage.as_ref(), &Filter::eq("id", id.clone()))
+            .await
+            .map_err(|source| match source.downcast::<Error>() {
+                Ok(error) => *error,
+                Err(source) => Error::Write {
+                    model: def.model.to_owned(),
+                    id: id.to_string(),
+                    source,
+                },
+            })?;
+        if found.is_some() {
+            super::scope::record(&def.endpoint(self.app()), &id);
+        }
+        Ok(found)
+    }
+
+    /// Inside a [causal scope](crate::publisher::causal_scope), makes the
+    /// following publishes depend on `model`: subscribers apply them only after
+    /// everything published for `model` before. Does nothing outside a scope.
+    pub fn depends_on<M: Publish>(&self, model: &M) {
+        super::scope::record(&M::definition().endpoint(self.app()), &model.id());
+    }
+}

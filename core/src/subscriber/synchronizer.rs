@@ -42,8 +42,16 @@ pub(crate) enum Readiness {
 
 impl Gates {
     /// The gates of `ops` (the relevant operations of `message`) under `mode`,
-    /// with counter keys namespaced for subscriber app `app`.
-    pub fn of(mode: Mode, app: &str, message: &Message, ops: &[&Operation]) -> Self {
+    /// with counter keys namespaced for subscriber app `app`. Read
+    /// dependencies on endpoints this subscriber does not `listen` to are
+    /// ignored: it never receives what would advance them.
+    pub fn of(
+        mode: Mode,
+        app: &str,
+        message: &Message,
+        ops: &[&Operation],
+        listens: &dyn Fn(&str) -> bool,
+    ) -> Self {
         let ns = |key: &str| format!("s:{app}:{}:{}:{key}", message.app, message.generation);
         let mut gates = Gates::default();
         for op in ops {
@@ -55,7 +63,11 @@ impl Gates {
                         gates.add_write(ns(&dep.key), dep.version);
                     }
                     for dep in &deps.read {
-                        gates.reads.push((ns(&dep.key), dep.version));
+                        let endpoint = dep.key.split('#').next().unwrap_or_default();
+                        let key = ns(&dep.key);
+                        if listens(endpoint) && !gates.reads.iter().any(|(k, _)| *k == key) {
+                            gates.reads.push((key, dep.version));
+                        }
                     }
                 }
                 Mode::Global => {

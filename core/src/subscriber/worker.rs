@@ -27,6 +27,8 @@ struct State {
     in_flight: InFlight,
     counters: Counters,
     stop: watch::Receiver<bool>,
+    /// Lets a handler stop the whole worker (when the clock lost its state).
+    halt: Arc<watch::Sender<bool>>,
 }
 
 /// A running subscriber worker. Stop it with [`shutdown`](Worker::shutdown);
@@ -34,7 +36,7 @@ struct State {
 #[derive(Debug)]
 pub struct Worker {
     state: Arc<State>,
-    stop: watch::Sender<bool>,
+    stop: Arc<watch::Sender<bool>>,
     pump: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -67,7 +69,9 @@ impl Promiscuous {
         let consumer = rt.broker.subscribe(&subscription).await?;
         tracing::info!(app = %rt.config.app, bindings = ?subscription.bindings, mode = ?rt.config.mode, "subscriber worker started");
         let (stop_tx, stop_rx) = watch::channel(false);
+        let stop_tx = Arc::new(stop_tx);
         let state = Arc::new(State {
+            halt: stop_tx.clone(),
             runners: Semaphore::new(rt.config.runners),
             in_flight: InFlight::default(),
             counters: Counters::default(),
@@ -186,6 +190,13 @@ async fn handle(state: Arc<State>, delivery: Delivery) {
     match process(&state, &message).await {
         Ok(Processed::Done) => settle(&state, delivery, None).await,
         Ok(Processed::Stopped) => settle(&state, delivery, Some(Disposition::Requeue)).await,
+        Err(error) if error.is_state_lost() => {
+            // Nothing can be ordered any more: hand the message back and stop
+            // until an operator restarts with a bumped generation.
+            state.rt.report(&error);
+            settle(&state, delivery, Some(Disposition::Requeue)).await;
+            let _ = state.halt.send(true);
+        }
         Err(error) => {
             Counters::bump(&state.counters.failed);
             state.rt.report(&error);
@@ -202,12 +213,22 @@ enum Processed {
 
 async fn process(state: &State, message: &Message) -> Result<Processed> {
     let rt = &state.rt;
+    if message.generation < rt.config.generation {
+        Counters::bump(&state.counters.skipped);
+        rt.report(&Error::StaleGeneration {
+            app: message.app.clone(),
+            generation: message.generation,
+            current: rt.config.generation,
+        });
+        return Ok(Processed::Done);
+    }
     let ops: Vec<&Operation> = message
         .operations
         .iter()
         .filter(|op| rt.router.listens_to(&op.endpoint))
         .collect();
-    let gates = Gates::of(rt.config.mode, &rt.config.app, message, &ops);
+    let listens = |endpoint: &str| rt.router.listens_to(endpoint);
+    let gates = Gates::of(rt.config.mode, &rt.config.app, message, &ops, &listens);
     let keys = gates.keys();
     let started = Instant::now();
     let mut stop = state.stop.clone();

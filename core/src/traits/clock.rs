@@ -28,6 +28,28 @@ pub trait Clock: Send + Sync + Debug + 'static {
     /// The current values of `keys`, in order (0 for a counter never touched).
     async fn read(&self, keys: &[String]) -> Result<Vec<u64>, BackendError>;
 
+    /// Ticks `increments` and reads `reads` (the publisher's step for one
+    /// operation with read dependencies); returns both lists of values.
+    ///
+    /// Behaviour: the tick is atomic as in [`tick`](Clock::tick); each read
+    /// value is taken no later than the tick, so it never counts an
+    /// operation that ticked after this one (dependencies only point to the
+    /// past, so they cannot form a cycle). The default runs `read` then
+    /// `tick`; backends may override it to do both in one round trip.
+    async fn tick_and_read(
+        &self,
+        increments: &[String],
+        reads: &[String],
+    ) -> Result<(Vec<u64>, Vec<u64>), BackendError> {
+        let read = if reads.is_empty() {
+            Vec::new()
+        } else {
+            self.read(reads).await?
+        };
+        let ticked = self.tick(increments).await?;
+        Ok((ticked, read))
+    }
+
     /// Raises each counter to at least its target, atomically, and wakes waiters.
     ///
     /// Behaviour: a counter already at or above its target is left as it is,

@@ -1,0 +1,300 @@
+//! Version counters in Redis.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use promiscuous_core::traits::Clock;
+use promiscuous_core::BackendError;
+use redis::Value;
+use tokio::time::Instant;
+
+use crate::connection::{bytes, text, Connection};
+use crate::scripts;
+use crate::waiters::{self, Listener, Waiters};
+
+/// Version counters in Redis, one string key per counter.
+///
+/// `tick`, `read` and `advance` are each one Lua script, so one atomic step;
+/// `wait_until` is woken through Redis pub/sub by an `advance` from any
+/// process (no polling). Every call checks the [epoch](crate#the-epoch) and
+/// fails with a [state-lost](BackendError::is_state_lost) error when the
+/// server lost its data.
+pub struct RedisClock {
+    connection: Connection,
+    epoch_key: String,
+    epoch: String,
+    channel: String,
+    waiters: Arc<Waiters>,
+    _listener: Listener,
+}
+
+impl fmt::Debug for RedisClock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisClock")
+            .field("url", &self.connection.target())
+            .field("prefix", &self.connection.prefix())
+            .field("epoch", &self.epoch)
+            .finish()
+    }
+}
+
+/// The part of every counter key after the prefix.
+const COUNTER_NAMESPACE: &str = "clock:";
+
+impl RedisClock {
+    /// Connects to the Redis server of `url` (`redis://[:password@]host[:port][/db][?prefix=…]`),
+    /// reads (or creates) the epoch and subscribes to wake-ups.
+    ///
+    /// Fails with a temporary error naming the URL when the server cannot be reached.
+    pub async fn connect(url: &str) -> Result<Self, BackendError> {
+        let connection = Connection::open(url).await?;
+        let epoch_key = connection.key("epoch");
+        let mut invocation = scripts::EPOCH.prepare_invoke();
+        invocation.key(&epoch_key).arg(fresh_epoch_suffix());
+        let reply = connection.run("connect", &invocation).await?;
+        let epoch = text(&reply)
+            .filter(|epoch| !epoch.is_empty())
+            .ok_or_else(|| connection.unexpected("connect", "the epoch script", &reply))?
+            .to_owned();
+        let channel = connection.key("advanced");
+        let waiters = Arc::new(Waiters::default());
+        let pubsub = waiters::subscribe(connection.client(), &channel, connection.target()).await?;
+        let listener = Listener::spawn(
+            connection.client().clone(),
+            channel.clone(),
+            connection.target().to_owned(),
+            Arc::downgrade(&waiters),
+            pubsub,
+        )?;
+        tracing::debug!(url = %connection.target(), prefix = %connection.prefix(), %epoch, "redis clock connected");
+        Ok(Self {
+            connection,
+            epoch_key,
+            epoch,
+            channel,
+            waiters,
+            _listener: listener,
+        })
+    }
+
+    /// The epoch this clock saw when it connected (see the [crate docs](crate#the-epoch)).
+    pub fn epoch(&self) -> &str {
+        &self.epoch
+    }
+
+    /// The Redis key holding the counter `key`.
+    fn counter_key(&self, key: &str) -> String {
+        self.connection.key(&format!("{COUNTER_NAMESPACE}{key}"))
+    }
+
+    /// The error of every call once the epoch changed.
+    fn state_lost(&self, operation: &'static str) -> BackendError {
+        let url = self.connection.target();
+        self.connection
+            .failure(
+                operation,
+                format!(
+                    "the Redis clock at {url} lost its state (was it restarted without \
+                     persistence, or flushed?); versions can no longer be trusted: bump the \
+                     `generation` of every publisher and subscriber and restart them, then run \
+                     an initial sync (see docs)"
+                ),
+            )
+            .state_lost()
+    }
+
+    /// Runs a clock script; a `STATE_LOST` status becomes the state-lost error.
+    async fn run(
+        &self,
+        operation: &'static str,
+        invocation: &redis::ScriptInvocation<'_>,
+    ) -> Result<Value, BackendError> {
+        let reply = self.connection.run(operation, invocation).await?;
+        if matches!(&reply, Value::SimpleString(status) if status == scripts::STATE_LOST) {
+            return Err(self.state_lost(operation));
+        }
+        Ok(reply)
+    }
+
+    /// The counters of `keys`, read by one script.
+    async fn read_values(
+        &self,
+        operation: &'static str,
+        keys: &[String],
+    ) -> Result<Vec<u64>, BackendError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut invocation = scripts::READ.prepare_invoke();
+        invocation.key(&self.epoch_key).arg(&self.epoch);
+        for key in keys {
+            invocation.key(self.counter_key(key));
+        }
+        let reply = self.run(operation, &invocation).await?;
+        self.counters(operation, keys, reply)
+    }
+
+    /// Parses an array of decimal strings, one per key.
+    fn counters(
+        &self,
+        operation: &'static str,
+        keys: &[String],
+        reply: Value,
+    ) -> Result<Vec<u64>, BackendError> {
+        let items = match reply {
+            Value::Array(items) if items.len() == keys.len() => items,
+            other => {
+                return Err(self.connection.unexpected(
+                    operation,
+                    &format!("{operation} of {} counters", keys.len()),
+                    &other,
+                ))
+            }
+        };
+        keys.iter()
+            .zip(items)
+            .map(|(key, item)| {
+                let parsed = match &item {
+                    Value::Int(value) => u64::try_from(*value).ok(),
+                    other => text(other).and_then(|text| text.parse::<u64>().ok()),
+                };
+                parsed.ok_or_else(|| {
+                    self.connection.failure(
+                        operation,
+                        format!(
+                            "counter {key} (Redis key {}) holds {}, not a counter",
+                            self.counter_key(key),
+                            crate::connection::describe(&item)
+                        ),
+                    )
+                })
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl Clock for RedisClock {
+    fn name(&self) -> &'static str {
+        "redis"
+    }
+
+    async fn tick(&self, keys: &[String]) -> Result<Vec<u64>, BackendError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut invocation = scripts::TICK.prepare_invoke();
+        invocation.key(&self.epoch_key).arg(&self.epoch);
+        for key in keys {
+            invocation.key(self.counter_key(key));
+        }
+        let reply = self.run("tick", &invocation).await?;
+        if let Value::SimpleString(status) = &reply {
+            if let Some(index) = status
+                .strip_prefix(scripts::NOT_INCREMENTABLE)
+                .and_then(|rest| rest.trim().parse::<usize>().ok())
+            {
+                let key = index
+                    .checked_sub(1)
+                    .and_then(|i| keys.get(i))
+                    .map_or("?", String::as_str);
+                return Err(self.connection.failure(
+                    "tick",
+                    format!(
+                        "counter {key} cannot be incremented: it is at Redis' largest integer \
+                         (9223372036854775807) or holds something other than a number; \
+                         no counter was changed"
+                    ),
+                ));
+            }
+        }
+        self.counters("tick", keys, reply)
+    }
+
+    async fn read(&self, keys: &[String]) -> Result<Vec<u64>, BackendError> {
+        self.read_values("read", keys).await
+    }
+
+    async fn advance(&self, targets: &[(String, u64)]) -> Result<(), BackendError> {
+        if targets.is_empty() {
+            return Ok(());
+        }
+        let mut invocation = scripts::ADVANCE.prepare_invoke();
+        invocation
+            .key(&self.epoch_key)
+            .arg(&self.epoch)
+            .arg(&self.channel);
+        for (key, target) in targets {
+            invocation
+                .key(self.counter_key(key))
+                .arg(target.to_string());
+        }
+        let reply = self.run("advance", &invocation).await?;
+        let Value::Array(changed) = reply else {
+            return Err(self
+                .connection
+                .unexpected("advance", "the advance script", &reply));
+        };
+        // The listener wakes waiters through pub/sub too; waking the local ones
+        // now saves them the round trip (and covers a listener reconnecting).
+        for key in changed.into_iter().filter_map(bytes) {
+            if let Ok(key) = String::from_utf8(key) {
+                self.waiters.wake(&key);
+            }
+        }
+        Ok(())
+    }
+
+    async fn wait_until(
+        &self,
+        key: &str,
+        value: u64,
+        timeout: Duration,
+    ) -> Result<u64, BackendError> {
+        let deadline = Instant::now().checked_add(timeout);
+        let keys = [key.to_owned()];
+        // Registered before the first read, so an advance between the read
+        // and the wait still wakes us.
+        let registration = self.waiters.register(&self.counter_key(key));
+        loop {
+            let woken = registration.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            let current = first(self.read_values("wait_until", &keys).await?);
+            if current >= value {
+                return Ok(current);
+            }
+            match deadline {
+                Some(deadline) => {
+                    if tokio::time::timeout_at(deadline, woken).await.is_err() {
+                        return Ok(first(self.read_values("wait_until", &keys).await?));
+                    }
+                }
+                None => woken.await,
+            }
+        }
+    }
+}
+
+/// The only value read for one key.
+fn first(values: Vec<u64>) -> u64 {
+    values.first().copied().unwrap_or(0)
+}
+
+/// A value no other connecting clock makes: the process id, the time and a
+/// counter (the script puts the server time first).
+fn fresh_epoch_suffix() -> String {
+    static COUNT: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!(
+        "{:x}-{nanos:x}-{:x}",
+        std::process::id(),
+        COUNT.fetch_add(1, Ordering::Relaxed)
+    )
+}

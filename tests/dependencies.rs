@@ -1,0 +1,328 @@
+//! Read dependencies (causal scopes, `depends_on`, `find`) and several writes
+//! published as one message, with deliveries reordered on purpose.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{applied, fresh, settled, Apps, Journal};
+use promiscuous::causal_scope;
+use promiscuous::core::testkit::eventually;
+use promiscuous::memory::{MemoryClock, MemoryLock, MemoryStorage, NullBroker};
+use promiscuous::Promiscuous;
+use serde_json::json;
+
+static JOURNAL: Journal = Journal::new();
+
+mod models {
+    use super::JOURNAL;
+    use promiscuous::{BoxError, Callbacks, Context, Publish, Subscribe};
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Debug, Clone, Serialize, Deserialize, Publish)]
+    pub struct Author {
+        pub id: i64,
+        #[publish]
+        pub name: String,
+    }
+
+    #[derive(Debug, Clone, Serialize, Deserialize, Publish)]
+    pub struct Post {
+        pub id: i64,
+        #[publish]
+        pub author_id: i64,
+        #[publish]
+        pub title: String,
+    }
+
+    pub mod replica {
+        use super::*;
+
+        #[derive(Debug, Serialize, Deserialize, Subscribe)]
+        #[subscribe(callbacks)]
+        pub struct Author {
+            pub id: i64,
+            #[subscribe]
+            pub name: String,
+        }
+
+        #[derive(Debug, Serialize, Deserialize, Subscribe)]
+        #[subscribe(callbacks)]
+        pub struct Post {
+            pub id: i64,
+            #[subscribe]
+            pub author_id: i64,
+            #[subscribe]
+            pub title: String,
+        }
+
+        #[promiscuous::async_trait]
+        impl Callbacks for Author {
+            async fn after_create(&self, ctx: &Context) -> Result<(), BoxError> {
+                JOURNAL.push(&ctx.app, format!("author {} {}", self.id, self.name));
+                Ok(())
+            }
+            async fn after_update(&self, ctx: &Context) -> Result<(), BoxError> {
+                self.after_create(ctx).await
+            }
+        }
+
+        #[promiscuous::async_trait]
+        impl Callbacks for Post {
+            async fn after_create(&self, ctx: &Context) -> Result<(), BoxError> {
+                JOURNAL.push(&ctx.app, format!("post {} {}", self.id, self.title));
+                Ok(())
+            }
+        }
+    }
+}
+
+use models::{Author, Post};
+
+/// A publisher recording its messages on the Null broker.
+async fn recorder(app: &str) -> (Promiscuous, Arc<NullBroker>) {
+    let null = Arc::new(NullBroker::new());
+    let publisher = Promiscuous::configure()
+        .app(app)
+        .broker(null.clone())
+        .clock(Arc::new(MemoryClock::new()))
+        .lock(Arc::new(MemoryLock::new()))
+        .storage(Arc::new(MemoryStorage::new()))
+        .build()
+        .await
+        .unwrap();
+    (publisher, null)
+}
+
+#[tokio::test]
+async fn a_write_in_a_causal_scope_waits_for_what_the_scope_wrote_before() {
+    let app = fresh("blog");
+    let (publisher, null) = recorder(&app).await;
+    causal_scope(async {
+        publisher
+            .create(&Author {
+                id: 1,
+                name: "Ann".into(),
+            })
+            .await
+            .unwrap();
+        publisher
+            .create(&Post {
+                id: 10,
+                author_id: 1,
+                title: "Hello".into(),
+            })
+            .await
+            .unwrap();
+    })
+    .await;
+    let messages = null.published();
+    let post = messages[1].message().unwrap();
+    let reads = &post.operations[0].dependencies.read;
+    assert_eq!(
+        reads.len(),
+        1,
+        "the post depends on the author written before it: {reads:?}"
+    );
+    assert!(
+        reads[0].key.starts_with(&format!("{app}/author#")),
+        "{reads:?}"
+    );
+
+    let apps = Apps::new(&fresh("unused"), |b| {
+        b.subscriber::<models::replica::Author>()
+            .subscriber::<models::replica::Post>()
+    })
+    .await;
+    let mut worker = apps.worker().await;
+    apps.broker
+        .inject("mailer", &messages[1].endpoint, &messages[1].payload);
+    let early = eventually(Duration::from_millis(200), || async {
+        worker.stats().applied > 0
+    })
+    .await;
+    assert!(!early, "the post must wait for its author");
+    apps.broker
+        .inject("mailer", &messages[0].endpoint, &messages[0].payload);
+    applied(&worker, 2).await;
+    assert_eq!(JOURNAL.entries(&app), vec!["author 1 Ann", "post 10 Hello"]);
+    worker.shutdown().await;
+}
+
+#[tokio::test]
+async fn depends_on_and_find_record_read_dependencies_only_inside_a_scope() {
+    let app = fresh("blog");
+    let (publisher, null) = recorder(&app).await;
+    let author = Author {
+        id: 2,
+        name: "Bob".into(),
+    };
+    publisher.create(&author).await.unwrap();
+    publisher
+        .create(&Author {
+            id: 3,
+            name: "Cy".into(),
+        })
+        .await
+        .unwrap();
+    publisher
+        .create(&Post {
+            id: 1,
+            author_id: 2,
+            title: "outside".into(),
+        })
+        .await
+        .unwrap();
+    causal_scope(async {
+        publisher.depends_on(&author);
+        let found: Option<Author> = publisher.find(json!(3)).await.unwrap();
+        assert_eq!(found.unwrap().name, "Cy");
+        publisher
+            .create(&Post {
+                id: 2,
+                author_id: 2,
+                title: "inside".into(),
+            })
+            .await
+            .unwrap();
+    })
+    .await;
+    let messages = null.published_messages().unwrap();
+    assert!(
+        messages[2].operations[0].dependencies.read.is_empty(),
+        "nothing is recorded outside a scope"
+    );
+    let reads = &messages[3].operations[0].dependencies.read;
+    assert_eq!(reads.len(), 2, "{reads:?}");
+    assert!(
+        reads.iter().all(|d| d.version == 1),
+        "each author was written once: {reads:?}"
+    );
+}
+
+#[tokio::test]
+async fn read_dependencies_on_endpoints_a_subscriber_does_not_bind_are_ignored() {
+    let app = fresh("blog");
+    let (publisher, null) = recorder(&app).await;
+    causal_scope(async {
+        publisher
+            .create(&Author {
+                id: 1,
+                name: "Ann".into(),
+            })
+            .await
+            .unwrap();
+        publisher
+            .create(&Post {
+                id: 10,
+                author_id: 1,
+                title: "Hello".into(),
+            })
+            .await
+            .unwrap();
+    })
+    .await;
+    let post = &null.published()[1];
+    let apps = Apps::new(&fresh("unused"), |b| {
+        b.subscriber::<models::replica::Post>()
+    })
+    .await;
+    let mut worker = apps.worker().await;
+    apps.broker.inject("mailer", &post.endpoint, &post.payload);
+    applied(&worker, 1).await;
+    assert_eq!(
+        worker.stats().recovered,
+        0,
+        "nothing waited for an author it will never receive"
+    );
+    worker.shutdown().await;
+}
+
+#[tokio::test]
+async fn several_writes_travel_as_one_message_and_are_applied_together() {
+    let app = fresh("blog");
+    let apps = Apps::new(&app, |b| {
+        b.subscriber::<models::replica::Author>()
+            .subscriber::<models::replica::Post>()
+    })
+    .await;
+    let mut worker = apps.worker().await;
+    let mut tx = apps.publisher.transaction();
+    tx.create(&Author {
+        id: 5,
+        name: "Eve".into(),
+    })
+    .unwrap();
+    tx.create(&Post {
+        id: 50,
+        author_id: 5,
+        title: "First".into(),
+    })
+    .unwrap();
+    assert_eq!(tx.len(), 2);
+    tx.commit().await.unwrap();
+    applied(&worker, 2).await;
+    // The message went to both endpoints; the second copy is a duplicate.
+    settled(&worker, 3).await;
+    let stats = worker.stats();
+    assert_eq!(
+        (stats.received, stats.applied, stats.duplicates),
+        (2, 2, 1),
+        "{stats:?}"
+    );
+    assert_eq!(
+        apps.source.records("Author").len(),
+        1,
+        "the transaction wrote the publisher's storage"
+    );
+    assert_eq!(apps.replica.records("Post")[0]["title"], "First");
+    worker.shutdown().await;
+
+    let (publisher, null) = recorder(&fresh("blog")).await;
+    let mut tx = publisher.transaction();
+    tx.create(&Author {
+        id: 1,
+        name: "A".into(),
+    })
+    .unwrap()
+    .create(&Post {
+        id: 1,
+        author_id: 1,
+        title: "P".into(),
+    })
+    .unwrap();
+    tx.commit_with(|| async { Ok(()) }).await.unwrap();
+    let published = null.published();
+    assert_eq!(published.len(), 2, "one message, sent to each endpoint");
+    assert_eq!(published[0].payload, published[1].payload);
+    let message = published[0].message().unwrap();
+    assert_eq!(message.operations.len(), 2);
+}
+
+#[tokio::test]
+async fn a_failed_transaction_publishes_a_noop_for_all_its_writes() {
+    let (publisher, null) = recorder(&fresh("blog")).await;
+    let mut tx = publisher.transaction();
+    tx.create(&Author {
+        id: 1,
+        name: "A".into(),
+    })
+    .unwrap();
+    tx.update(&Post {
+        id: 9,
+        author_id: 1,
+        title: "missing".into(),
+    })
+    .unwrap();
+    let err = tx.commit().await.unwrap_err();
+    assert!(
+        err.to_string().contains("no Post with id 9 to update"),
+        "{err}"
+    );
+    let message = null.published()[0].message().unwrap();
+    assert!(message
+        .operations
+        .iter()
+        .all(|op| op.operation == promiscuous::OperationKind::Noop));
+}
