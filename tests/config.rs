@@ -243,3 +243,22 @@ fn secrets_stay_out_of_debug_output() {
     let shown = format!("{builder:?}");
     assert!(!shown.contains("hunter2"), "{shown}");
 }
+
+#[tokio::test]
+async fn several_clock_urls_spread_the_counters() {
+    let name = common::fresh("shards");
+    let app = Promiscuous::configure()
+        .app("crowdtap")
+        .broker_url(format!("memory://{name}"))
+        .lock_url(format!("memory://{name}"))
+        .clock_urls([format!("memory://{name}-a"), format!("memory://{name}-b")])
+        .storage(Arc::new(MemoryStorage::new()))
+        .subscriber::<models::User>()
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(app.clock().name(), "sharded");
+    let (field, problem) = config_error(memory(Promiscuous::configure().app("x")).clock_urls(Vec::<String>::new())).await;
+    assert_eq!(field, "clock_urls");
+    assert!(problem.contains("at least one node"), "{problem}");
+}

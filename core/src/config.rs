@@ -63,6 +63,7 @@ pub type ErrorNotifier = Arc<dyn Fn(&Error) + Send + Sync>;
 enum Choice<T: ?Sized> {
     Unset,
     Url(String),
+    Urls(Vec<String>),
     Instance(Arc<T>),
 }
 
@@ -71,6 +72,10 @@ impl<T: ?Sized + fmt::Debug> fmt::Debug for Choice<T> {
         match self {
             Choice::Unset => f.write_str("default"),
             Choice::Url(url) => write!(f, "{}", redact_url(url)),
+            Choice::Urls(urls) => {
+                let shown: Vec<String> = urls.iter().map(|u| redact_url(u)).collect();
+                write!(f, "{shown:?}")
+            }
             Choice::Instance(instance) => write!(f, "{instance:?}"),
         }
     }
@@ -221,6 +226,17 @@ impl ConfigBuilder {
     /// The clock URL, when it differs from the lock's.
     pub fn clock_url(mut self, url: impl Into<String>) -> Self {
         self.clock = Choice::Url(url.into());
+        self
+    }
+
+    /// Several clock URLs: counters are spread over them by endpoint (see
+    /// [`ShardedClock`](crate::layers::ShardedClock)), so the version store scales out.
+    pub fn clock_urls<I, S>(mut self, urls: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.clock = Choice::Urls(urls.into_iter().map(Into::into).collect());
         self
     }
 
@@ -442,6 +458,17 @@ impl ConfigBuilder {
         };
         let clock = match self.clock {
             Choice::Instance(clock) => clock,
+            Choice::Urls(urls) => {
+                let mut nodes = Vec::with_capacity(urls.len());
+                for url in &urls {
+                    let factory = factory(url, "clock_urls", |f| f.clock.is_some())?;
+                    let build = factory.clock.ok_or_else(|| not_a("clock_urls", url, "clock"))?;
+                    nodes.push(build(url).await.map_err(Error::Connection)?);
+                }
+                let sharded = crate::layers::ShardedClock::new(nodes)
+                    .map_err(|e| Error::config("clock_urls", e.message))?;
+                Arc::new(sharded)
+            }
             choice => {
                 let url = url_of(choice, "clock_url", ENV_REDIS_URL, DEFAULT_REDIS_URL);
                 let factory = factory(&url, "clock_url", |f| f.clock.is_some())?;

@@ -27,6 +27,7 @@ pub mod backend;
 pub mod config;
 pub mod dependency;
 pub mod error;
+pub mod layers;
 pub mod model;
 pub mod publisher;
 mod runtime;

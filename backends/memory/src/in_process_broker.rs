@@ -337,6 +337,8 @@ enum Settle {
     DeadLetter(String),
     /// Settled now; the message is put back later by a timer task.
     Retry,
+    /// Back of the queue, attempt unchanged.
+    Defer,
 }
 
 impl InProcessAcker {
@@ -350,11 +352,12 @@ impl InProcessAcker {
             match how {
                 Settle::Ack | Settle::Retry | Settle::DeadLetter(_) => {}
                 Settle::Requeue => queue.ready.push_front(message.clone().redelivery()),
+                Settle::Defer => queue.ready.push_back(message.clone()),
             }
             queue.changed.notify_waiters();
         }
         match how {
-            Settle::Ack | Settle::Requeue => None,
+            Settle::Ack | Settle::Requeue | Settle::Defer => None,
             Settle::Retry => Some(message.redelivery()),
             Settle::DeadLetter(reason) => {
                 state
@@ -400,6 +403,9 @@ impl Acknowledge for InProcessAcker {
             }
             Disposition::DeadLetter { reason } => {
                 self.settle(Settle::DeadLetter(reason));
+            }
+            Disposition::Defer => {
+                self.settle(Settle::Defer);
             }
             Disposition::Retry { delay } => {
                 if let Some(message) = self.settle(Settle::Retry) {

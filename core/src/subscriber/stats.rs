@@ -19,6 +19,8 @@ pub struct WorkerStats {
     pub dead_lettered: u64,
     /// Missing operations skipped after the recovery timeout.
     pub recovered: u64,
+    /// Waiting messages sent to the back of the queue because they filled the prefetch window.
+    pub deferred: u64,
 }
 
 #[derive(Debug, Default)]
@@ -30,6 +32,7 @@ pub(crate) struct Counters {
     pub failed: AtomicU64,
     pub dead_lettered: AtomicU64,
     pub recovered: AtomicU64,
+    pub deferred: AtomicU64,
 }
 
 impl Counters {
@@ -47,6 +50,7 @@ impl Counters {
             failed: get(&self.failed),
             dead_lettered: get(&self.dead_lettered),
             recovered: get(&self.recovered),
+            deferred: get(&self.deferred),
         }
     }
 }

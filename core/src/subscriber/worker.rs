@@ -3,7 +3,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{watch, Semaphore};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tokio::sync::{watch, Notify, Semaphore};
 use tokio::task::JoinSet;
 
 use super::stats::{Counters, WorkerStats};
@@ -29,6 +31,27 @@ struct State {
     stop: watch::Receiver<bool>,
     /// Lets a handler stop the whole worker (when the clock lost its state).
     halt: Arc<watch::Sender<bool>>,
+    /// Messages waiting for a dependency right now.
+    waiting: AtomicUsize,
+    /// Signalled when waiting messages fill the prefetch window.
+    window_full: Notify,
+}
+
+/// Counts a message as waiting while it lives.
+struct Waiting<'a>(&'a State);
+
+impl<'a> Waiting<'a> {
+    /// Counts one more waiting message; returns it and whether the window is now full of them.
+    fn enter(state: &'a State) -> (Self, bool) {
+        let now = state.waiting.fetch_add(1, Ordering::SeqCst) + 1;
+        (Self(state), now >= usize::from(state.rt.config.prefetch))
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.waiting.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// A running subscriber worker. Stop it with [`shutdown`](Worker::shutdown);
@@ -72,6 +95,8 @@ impl Promiscuous {
         let stop_tx = Arc::new(stop_tx);
         let state = Arc::new(State {
             halt: stop_tx.clone(),
+            waiting: AtomicUsize::new(0),
+            window_full: Notify::new(),
             runners: Semaphore::new(rt.config.runners),
             in_flight: InFlight::default(),
             counters: Counters::default(),
@@ -190,6 +215,10 @@ async fn handle(state: Arc<State>, delivery: Delivery) {
     match process(&state, &message).await {
         Ok(Processed::Done) => settle(&state, delivery, None).await,
         Ok(Processed::Stopped) => settle(&state, delivery, Some(Disposition::Requeue)).await,
+        Ok(Processed::Deferred) => {
+            Counters::bump(&state.counters.deferred);
+            settle(&state, delivery, Some(Disposition::Defer)).await
+        }
         Err(error) if error.is_state_lost() => {
             // Nothing can be ordered any more: hand the message back and stop
             // until an operator restarts with a bumped generation.
@@ -209,6 +238,9 @@ async fn handle(state: Arc<State>, delivery: Delivery) {
 enum Processed {
     Done,
     Stopped,
+    /// Waiting messages filled the window: step aside so the messages behind
+    /// (which may be what they wait for) can be delivered.
+    Deferred,
 }
 
 async fn process(state: &State, message: &Message) -> Result<Processed> {
@@ -232,6 +264,7 @@ async fn process(state: &State, message: &Message) -> Result<Processed> {
     let keys = gates.keys();
     let started = Instant::now();
     let mut stop = state.stop.clone();
+    let mut waiting: Option<Waiting<'_>> = None;
     loop {
         let guard = state.in_flight.enter(&keys[..gates.writes.len()]).await;
         let values = if keys.is_empty() {
@@ -258,6 +291,14 @@ async fn process(state: &State, message: &Message) -> Result<Processed> {
             }
             Readiness::Waiting { key, have, need } => {
                 drop(guard);
+                if waiting.is_none() {
+                    let (entered, full) = Waiting::enter(state);
+                    waiting = Some(entered);
+                    if full {
+                        state.window_full.notify_waiters();
+                        return Ok(Processed::Deferred);
+                    }
+                }
                 let waited = started.elapsed();
                 let timeout = rt.config.recovery_timeout;
                 if waited >= timeout {
@@ -278,6 +319,7 @@ async fn process(state: &State, message: &Message) -> Result<Processed> {
                 }
                 tokio::select! {
                     _ = stop.wait_for(|stopped| *stopped) => return Ok(Processed::Stopped),
+                    _ = state.window_full.notified() => return Ok(Processed::Deferred),
                     waited = rt.clock.wait_until(&key, need, timeout - waited) => { waited?; }
                 }
             }

@@ -42,6 +42,10 @@ pub enum Disposition {
         /// How long to wait before the next attempt.
         delay: Duration,
     },
+    /// Put it at the back of the queue now, without counting an attempt: the
+    /// worker steps aside so that messages behind it, which it may be waiting
+    /// for, can be delivered.
+    Defer,
     /// Park it in the dead-letter queue `<queue>.error` with the reason.
     DeadLetter {
         /// Why it was parked.
