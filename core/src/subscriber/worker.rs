@@ -35,6 +35,9 @@ struct State {
     waiting: AtomicUsize,
     /// Signalled when waiting messages fill the prefetch window.
     window_full: Notify,
+    /// Whether waiting messages may step aside (not for inline deliveries,
+    /// which have no window).
+    defers: bool,
 }
 
 /// Counts a message as waiting while it lives.
@@ -44,7 +47,8 @@ impl<'a> Waiting<'a> {
     /// Counts one more waiting message; returns it and whether the window is now full of them.
     fn enter(state: &'a State) -> (Self, bool) {
         let now = state.waiting.fetch_add(1, Ordering::SeqCst) + 1;
-        (Self(state), now >= usize::from(state.rt.config.prefetch))
+        let full = state.defers && now >= usize::from(state.rt.config.prefetch);
+        (Self(state), full)
     }
 }
 
@@ -91,24 +95,60 @@ impl Promiscuous {
         };
         let consumer = rt.broker.subscribe(&subscription).await?;
         tracing::info!(app = %rt.config.app, bindings = ?subscription.bindings, mode = ?rt.config.mode, "subscriber worker started");
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let stop_tx = Arc::new(stop_tx);
-        let state = Arc::new(State {
-            halt: stop_tx.clone(),
-            waiting: AtomicUsize::new(0),
-            window_full: Notify::new(),
-            runners: Semaphore::new(rt.config.runners),
-            in_flight: InFlight::default(),
-            counters: Counters::default(),
-            stop: stop_rx,
-            rt,
-        });
+        let (state, stop_tx) = State::new(rt, true);
+        let state = Arc::new(state);
         let pump = tokio::spawn(pump(state.clone(), consumer));
         Ok(Worker {
             state,
             stop: stop_tx,
             pump: Some(pump),
         })
+    }
+}
+
+impl State {
+    fn new(rt: Arc<Runtime>, defers: bool) -> (Self, Arc<watch::Sender<bool>>) {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let stop_tx = Arc::new(stop_tx);
+        let state = State {
+            halt: stop_tx.clone(),
+            waiting: AtomicUsize::new(0),
+            window_full: Notify::new(),
+            defers,
+            runners: Semaphore::new(rt.config.runners),
+            in_flight: InFlight::default(),
+            counters: Counters::default(),
+            stop: stop_rx,
+            rt,
+        };
+        (state, stop_tx)
+    }
+}
+
+impl Promiscuous {
+    /// Processes one message now, in this task, exactly as the worker would
+    /// (ordering, duplicates, callbacks, counters), without a broker; returns
+    /// what it did. Used by mock publishers in subscriber tests.
+    ///
+    /// A message that must wait for a missing dependency waits, up to the
+    /// recovery timeout. Errors are returned (and reported), not retried.
+    pub async fn deliver(&self, payload: &[u8]) -> Result<WorkerStats> {
+        let rt = self.inner.clone();
+        rt.ensure_open()?;
+        let message = Message::decode(payload).map_err(|e| {
+            let error = Error::Wire(e);
+            rt.report(&error);
+            error
+        })?;
+        let (state, _stop) = State::new(rt, false);
+        Counters::bump(&state.counters.received);
+        match process(&state, &message).await {
+            Ok(_) => Ok(state.counters.snapshot()),
+            Err(error) => {
+                state.rt.report(&error);
+                Err(error)
+            }
+        }
     }
 }
 
