@@ -262,3 +262,18 @@ async fn several_clock_urls_spread_the_counters() {
     assert_eq!(field, "clock_urls");
     assert!(problem.contains("at least one node"), "{problem}");
 }
+
+#[tokio::test]
+async fn a_publisher_only_instance_needs_no_storage_and_cannot_subscribe() {
+    let name = common::fresh("pubonly");
+    let app = Promiscuous::configure()
+        .app("crowdtap")
+        .broker_url(format!("memory://{name}"))
+        .redis_url(format!("memory://{name}"))
+        .no_subscribers()
+        .build()
+        .await
+        .unwrap();
+    let err = app.subscribe().await.unwrap_err().to_string();
+    assert!(err.contains("no subscribed model"), "{err}");
+}

@@ -145,6 +145,7 @@ pub struct ConfigBuilder {
     lock: Choice<dyn Lock>,
     storage: Option<Arc<dyn Storage>>,
     subscribers: Option<Vec<&'static SubscriberRegistration>>,
+    publisher_only: bool,
     mode: Mode,
     prefetch: u16,
     runners: usize,
@@ -181,6 +182,7 @@ impl Default for ConfigBuilder {
             lock: Choice::Unset,
             storage: None,
             subscribers: None,
+            publisher_only: false,
             mode: Mode::Causal,
             prefetch: 1000,
             runners: 8,
@@ -276,6 +278,14 @@ impl ConfigBuilder {
         if let Some(reg) = found {
             list.push(reg);
         }
+        self
+    }
+
+    /// Runs no subscriber model: a publisher-only instance, which then needs
+    /// no storage for subscribed models and cannot [`subscribe`](Promiscuous::subscribe).
+    pub fn no_subscribers(mut self) -> Self {
+        self.subscribers = Some(Vec::new());
+        self.publisher_only = true;
         self
     }
 
@@ -402,7 +412,7 @@ impl ConfigBuilder {
         positive("lock_timeout", self.lock_timeout)?;
         positive("recovery_timeout", self.recovery_timeout)?;
         positive("retry_backoff", self.retry_backoff)?;
-        if matches!(&self.subscribers, Some(list) if list.is_empty()) {
+        if !self.publisher_only && matches!(&self.subscribers, Some(list) if list.is_empty()) {
             return Err(Error::config(
                 "subscriber",
                 "a model passed to .subscriber::<M>() is not registered; derive Subscribe on it",
