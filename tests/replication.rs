@@ -20,6 +20,8 @@ const OBJECTS: i64 = 100;
 const TASKS: i64 = 4;
 const OPERATIONS: i64 = 10_000;
 const ROLE: &str = "PROMISCUOUS_TEST_ROLE";
+/// Starts the publisher's line with its final states.
+const MARKER: &str = "FINAL STATES: ";
 
 /// The publisher process: creates the counters, increments them from 4 tasks,
 /// prints the final states as JSON on its last line.
@@ -58,7 +60,7 @@ async fn publisher(app: &str, prefix: &str) {
         task.await.unwrap();
     }
     let finals = states(storage.as_ref(), "ReplicatedCounter").await;
-    println!("{}", serde_json::to_string(&finals).unwrap());
+    println!("\n{MARKER}{}", serde_json::to_string(&finals).unwrap());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -106,7 +108,7 @@ async fn ten_thousand_operations_replicate_between_two_processes_in_order() {
     );
     let finals: std::collections::BTreeMap<i64, i64> = stdout
         .lines()
-        .find_map(|line| serde_json::from_str(line).ok())
+        .find_map(|line| serde_json::from_str(line.split_once(MARKER)?.1).ok())
         .expect("the publisher printed its final states");
     assert_eq!(finals.values().sum::<i64>(), OPERATIONS - OBJECTS);
 
