@@ -64,8 +64,10 @@ pub struct BenchCopy {
 
 fn urls(real: bool) -> (String, String) {
     if real {
-        let amqp = std::env::var("PROMISCUOUS_AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
-        let redis = std::env::var("PROMISCUOUS_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into());
+        let amqp = std::env::var("PROMISCUOUS_AMQP_URL")
+            .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
+        let redis = std::env::var("PROMISCUOUS_REDIS_URL")
+            .unwrap_or_else(|_| "redis://127.0.0.1:6379/".into());
         (amqp, format!("{redis}?prefix={}:", unique("bench")))
     } else {
         let name = unique("bench");
@@ -95,7 +97,8 @@ async fn raw_broker(broker: Arc<dyn Broker>, args: &Args) -> f64 {
     let per_task = args.messages / args.publishers;
     let publishers: Vec<_> = (0..args.publishers)
         .map(|_| {
-            let (broker, payload, endpoint) = (broker.clone(), payload.clone(), format!("{app}/record"));
+            let (broker, payload, endpoint) =
+                (broker.clone(), payload.clone(), format!("{app}/record"));
             tokio::spawn(async move {
                 for _ in 0..per_task {
                     broker.publish(&endpoint, &payload).await.expect("publish");
@@ -107,7 +110,11 @@ async fn raw_broker(broker: Arc<dyn Broker>, args: &Args) -> f64 {
     let acks = Arc::new(AtomicU64::new(0));
     let mut settling = Vec::new();
     for _ in 0..total {
-        let delivery = consumer.next().await.expect("consumer open").expect("delivery");
+        let delivery = consumer
+            .next()
+            .await
+            .expect("consumer open")
+            .expect("delivery");
         let acks = acks.clone();
         settling.push(tokio::spawn(async move {
             delivery.ack().await.expect("ack");
@@ -131,7 +138,11 @@ async fn replication(args: &Args) -> f64 {
                 .redis_url(clock)
                 .storage(Arc::new(MemoryStorage::new()))
                 .runners(16);
-            let builder = if subscribe { builder.subscriber::<BenchCopy>() } else { builder.no_subscribers() };
+            let builder = if subscribe {
+                builder.subscriber::<BenchCopy>()
+            } else {
+                builder.no_subscribers()
+            };
             builder.build().await.expect("backends reachable")
         }
     };
@@ -139,7 +150,10 @@ async fn replication(args: &Args) -> f64 {
     let publisher = build(unique("bench-pub"), false).await;
     let mut worker = subscriber.subscribe().await.expect("worker");
     for id in 0..args.records {
-        publisher.create(&BenchRecord { id, value: 0 }).await.expect("create");
+        publisher
+            .create(&BenchRecord { id, value: 0 })
+            .await
+            .expect("create");
     }
     while worker.stats().applied < args.records {
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -153,7 +167,10 @@ async fn replication(args: &Args) -> f64 {
             tokio::spawn(async move {
                 for i in 0..per_task {
                     let id = (i * args_stride(task) + task) % records;
-                    publisher.update(&BenchRecord { id, value: i }).await.expect("update");
+                    publisher
+                        .update(&BenchRecord { id, value: i })
+                        .await
+                        .expect("update");
                 }
             })
         })
@@ -189,7 +206,14 @@ async fn main() {
         .expect("broker reachable")
         .broker()
         .clone();
-    println!("backends: {}", if args.real { "RabbitMQ + Redis" } else { "in-process broker + memory clock" });
+    println!(
+        "backends: {}",
+        if args.real {
+            "RabbitMQ + Redis"
+        } else {
+            "in-process broker + memory clock"
+        }
+    );
     let raw = raw_broker(broker, &args).await;
     println!("raw broker:   {raw:>10.0} messages/s (publish with confirm, consume, ack)");
     let replicated = replication(&args).await;

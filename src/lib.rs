@@ -115,6 +115,9 @@ pub use promiscuous_amqp as amqp;
 /// The Redis lock and clock (feature `redis`).
 #[cfg(feature = "redis")]
 pub use promiscuous_redis as redis;
+/// Contract testing (feature `validate`): mock export, mock publishers, `validate::publishers` / `validate::subscribers`.
+#[cfg(feature = "validate")]
+pub use promiscuous_validate as validate;
 
 /// Re-exports used by the code the derive macros generate. Not a public API.
 #[doc(hidden)]

@@ -53,7 +53,11 @@ mod models {
 async fn malformed_and_failing_messages_are_parked_with_their_reason() {
     let (publisher_app, subscriber_app) = (unique("dl-pub"), unique("dl-sub"));
     let prefix = unique("dl");
-    let broker = Arc::new(AmqpBroker::connect(&services::amqp_url()).await.expect("RabbitMQ is running"));
+    let broker = Arc::new(
+        AmqpBroker::connect(&services::amqp_url())
+            .await
+            .expect("RabbitMQ is running"),
+    );
     let replica = Arc::new(MemoryStorage::new());
     let subscriber = Promiscuous::configure()
         .app(&subscriber_app)
@@ -79,24 +83,54 @@ async fn malformed_and_failing_messages_are_parked_with_their_reason() {
 
     let endpoint = format!("{publisher_app}/parcel");
     broker.publish(&endpoint, b"\x00garbage").await.unwrap();
-    publisher.create(&models::Parcel { id: 1, weight: -5 }).await.unwrap();
-    publisher.create(&models::Parcel { id: 2, weight: 3 }).await.unwrap();
+    publisher
+        .create(&models::Parcel { id: 1, weight: -5 })
+        .await
+        .unwrap();
+    publisher
+        .create(&models::Parcel { id: 2, weight: 3 })
+        .await
+        .unwrap();
 
     let parked = eventually(Duration::from_secs(30), || async {
-        broker.dead_letters(&subscriber_app).await.map(|d| d.len()).unwrap_or(0) == 2
+        broker
+            .dead_letters(&subscriber_app)
+            .await
+            .map(|d| d.len())
+            .unwrap_or(0)
+            == 2
     })
     .await;
     let dead = broker.dead_letters(&subscriber_app).await.unwrap();
     assert!(parked, "two messages are parked: {dead:?}");
-    let malformed = dead.iter().find(|d| d.payload == b"\x00garbage").expect("the malformed message is parked");
-    assert!(malformed.reason.contains("malformed message"), "{}", malformed.reason);
+    let malformed = dead
+        .iter()
+        .find(|d| d.payload == b"\x00garbage")
+        .expect("the malformed message is parked");
+    assert!(
+        malformed.reason.contains("malformed message"),
+        "{}",
+        malformed.reason
+    );
     assert_eq!(malformed.endpoint, endpoint);
     let failing = dead.iter().find(|d| d.payload != b"\x00garbage").unwrap();
-    assert!(failing.reason.contains("failed 3 times") && failing.reason.contains("cannot weigh -5"), "{}", failing.reason);
+    assert!(
+        failing.reason.contains("failed 3 times") && failing.reason.contains("cannot weigh -5"),
+        "{}",
+        failing.reason
+    );
     assert_eq!(failing.attempts, 3);
-    assert_eq!(FAILURES.load(Ordering::SeqCst), 3, "tried three times, through the delay queues");
+    assert_eq!(
+        FAILURES.load(Ordering::SeqCst),
+        3,
+        "tried three times, through the delay queues"
+    );
 
-    assert_eq!(replica.records("ParcelCopy").len(), 1, "the worker kept going");
+    assert_eq!(
+        replica.records("ParcelCopy").len(),
+        1,
+        "the worker kept going"
+    );
     assert!(worker.is_running());
     worker.shutdown().await;
     broker.delete_subscription(&subscriber_app).await.unwrap();

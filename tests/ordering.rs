@@ -206,8 +206,18 @@ enum ClockKind {
 
 /// Publishes `program`, delivers its messages in `order` (indices past the
 /// end are ignored, repeats are duplicates) and checks the mode's guarantees.
-fn check(mode: Mode, clock: ClockKind, program: Vec<(i64, Option<i64>)>, order: Vec<usize>, hash_size: u64) -> Result<(), TestCaseError> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+fn check(
+    mode: Mode,
+    clock: ClockKind,
+    program: Vec<(i64, Option<i64>)>,
+    order: Vec<usize>,
+    hash_size: u64,
+) -> Result<(), TestCaseError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(async move {
         let recorder = Recorder::new(hash_size).await;
         let expected = run(&recorder, &program).await;
@@ -216,13 +226,22 @@ fn check(mode: Mode, clock: ClockKind, program: Vec<(i64, Option<i64>)>, order: 
             ClockKind::Memory => None,
             #[cfg(feature = "redis")]
             ClockKind::Redis => {
-                let base = std::env::var("PROMISCUOUS_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".to_owned());
+                let base = std::env::var("PROMISCUOUS_REDIS_URL")
+                    .unwrap_or_else(|_| "redis://127.0.0.1:6379/".to_owned());
                 let url = format!("{base}?prefix={}:", fresh("ordering"));
-                Some(Arc::new(promiscuous::redis::RedisClock::connect(&url).await.expect("Redis is running")))
+                Some(Arc::new(
+                    promiscuous::redis::RedisClock::connect(&url)
+                        .await
+                        .expect("Redis is running"),
+                ))
             }
         };
         let apps = Apps::new(&fresh("unused"), |b| {
-            let b = b.subscriber::<models::replica::Counter>().mode(mode).runners(4).recovery_timeout(Duration::from_secs(30));
+            let b = b
+                .subscriber::<models::replica::Counter>()
+                .mode(mode)
+                .runners(4)
+                .recovery_timeout(Duration::from_secs(30));
             match subscriber_clock {
                 Some(clock) => b.clock(clock),
                 None => b,
@@ -238,7 +257,11 @@ fn check(mode: Mode, clock: ClockKind, program: Vec<(i64, Option<i64>)>, order: 
         settled(&worker, deliveries.len() as u64).await;
         let stats = worker.stats();
         worker.shutdown().await;
-        prop_assert_eq!(replica_state(&apps), expected, "the subscriber ends equal to the publisher");
+        prop_assert_eq!(
+            replica_state(&apps),
+            expected,
+            "the subscriber ends equal to the publisher"
+        );
         let seen = observed(&recorder.app);
         let published = published_states(&program);
         if mode == Mode::Weak {
@@ -246,14 +269,25 @@ fn check(mode: Mode, clock: ClockKind, program: Vec<(i64, Option<i64>)>, order: 
                 let mut rest = published[id].iter();
                 prop_assert!(
                     states.iter().all(|s| rest.any(|p| p == s)),
-                    "record {}: observed {:?} is not a subsequence of {:?}", id, states, published[id]
+                    "record {}: observed {:?} is not a subsequence of {:?}",
+                    id,
+                    states,
+                    published[id]
                 );
             }
         } else {
-            prop_assert_eq!(seen, published, "each record's states are observed exactly in publish order, once");
+            prop_assert_eq!(
+                seen,
+                published,
+                "each record's states are observed exactly in publish order, once"
+            );
         }
         if mode == Mode::Global {
-            prop_assert_eq!(JOURNAL.entries(&recorder.app), program_states_in_order(&program), "one endpoint applies in one total order");
+            prop_assert_eq!(
+                JOURNAL.entries(&recorder.app),
+                program_states_in_order(&program),
+                "one endpoint applies in one total order"
+            );
         }
         prop_assert_eq!(stats.recovered, 0);
         prop_assert_eq!(stats.failed, 0);
@@ -519,6 +553,9 @@ async fn waiting_messages_that_fill_the_prefetch_window_step_aside_instead_of_de
     let stats = worker.stats();
     assert!(stats.deferred > 0, "{stats:?}");
     assert_eq!(stats.recovered, 0, "nothing was skipped: {stats:?}");
-    assert_eq!(observed(&recorder.app)[&1], (1..=8).map(|n| n.to_string()).collect::<Vec<_>>());
+    assert_eq!(
+        observed(&recorder.app)[&1],
+        (1..=8).map(|n| n.to_string()).collect::<Vec<_>>()
+    );
     worker.shutdown().await;
 }

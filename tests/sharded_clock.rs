@@ -29,11 +29,17 @@ async fn counters_spread_by_endpoint_and_cross_node_ticks_are_refused() {
         assert_eq!(sharded.tick(&keys).await.unwrap(), vec![1, 1]);
     }
     let used = nodes.iter().filter(|n| !n.snapshot().is_empty()).count();
-    assert!(used > 1, "32 endpoints spread over more than one of 4 nodes");
+    assert!(
+        used > 1,
+        "32 endpoints spread over more than one of 4 nodes"
+    );
     for node in &nodes {
         for key in node.snapshot().keys() {
             let endpoint = key.trim_start_matches("p:0:").split('#').next().unwrap();
-            assert!(node.snapshot().contains_key(&format!("p:0:{endpoint}")), "{key} sits with its endpoint counter");
+            assert!(
+                node.snapshot().contains_key(&format!("p:0:{endpoint}")),
+                "{key} sits with its endpoint counter"
+            );
         }
     }
     let (a, b) = endpoints
@@ -41,7 +47,10 @@ async fn counters_spread_by_endpoint_and_cross_node_ticks_are_refused() {
         .flat_map(|a| endpoints.iter().map(move |b| (a, b)))
         .find(|(a, b)| sharded.node_of(&format!("p:0:{a}")) != sharded.node_of(&format!("p:0:{b}")))
         .unwrap();
-    let err = sharded.tick(&[format!("p:0:{a}"), format!("p:0:{b}")]).await.unwrap_err();
+    let err = sharded
+        .tick(&[format!("p:0:{a}"), format!("p:0:{b}")])
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("several clock nodes"), "{err}");
 }
 
@@ -49,11 +58,14 @@ async fn counters_spread_by_endpoint_and_cross_node_ticks_are_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_clock_sharded_over_redis_namespaces_conforms() {
     use promiscuous::redis::RedisClock;
-    let base = std::env::var("PROMISCUOUS_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".to_owned());
+    let base = std::env::var("PROMISCUOUS_REDIS_URL")
+        .unwrap_or_else(|_| "redis://127.0.0.1:6379/".to_owned());
     let mut nodes: Vec<Arc<dyn Clock>> = Vec::new();
     for _ in 0..2 {
         let url = format!("{base}?prefix={}:", testkit::unique("shard"));
-        nodes.push(Arc::new(RedisClock::connect(&url).await.expect("Redis is running")));
+        nodes.push(Arc::new(
+            RedisClock::connect(&url).await.expect("Redis is running"),
+        ));
     }
     testkit::clock::run_all(Arc::new(ShardedClock::new(nodes).unwrap())).await;
 }

@@ -472,7 +472,9 @@ impl ConfigBuilder {
                 let mut nodes = Vec::with_capacity(urls.len());
                 for url in &urls {
                     let factory = factory(url, "clock_urls", |f| f.clock.is_some())?;
-                    let build = factory.clock.ok_or_else(|| not_a("clock_urls", url, "clock"))?;
+                    let build = factory
+                        .clock
+                        .ok_or_else(|| not_a("clock_urls", url, "clock"))?;
                     nodes.push(build(url).await.map_err(Error::Connection)?);
                 }
                 let sharded = crate::layers::ShardedClock::new(nodes)

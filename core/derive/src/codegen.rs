@@ -121,6 +121,10 @@ pub(crate) fn publisher(spec: &PublisherSpec) -> TokenStream {
         }
     };
 
+    let sample_fn = sample_fn(spec);
+    let embeds = embeds(spec);
+    let mock = spec.mock;
+
     quote! {
         impl #core::model::Publish for #target {
             fn definition() -> &'static #core::model::PublisherDef {
@@ -145,13 +149,131 @@ pub(crate) fn publisher(spec: &PublisherSpec) -> TokenStream {
         }
 
         const _: () = {
+            #sample_fn
+
             #krate::__private::inventory::submit! {
                 #core::model::PublisherRegistration {
                     definition: <#target as #core::model::Publish>::definition,
+                    sample: __promiscuous_sample,
+                    embeds: &[#(#embeds),*],
+                    mock: #mock,
                 }
             }
         };
     }
+}
+
+/// A fn item `__promiscuous_sample` returning the published attributes of
+/// `<target>::default()`, or `None` when the target does not implement
+/// `Default` (autoref specialisation: the first trait applies only with `Default`).
+fn sample_fn(spec: &PublisherSpec) -> TokenStream {
+    let krate = &spec.krate;
+    let core = quote!(#krate::__private::core);
+    let json = quote!(#krate::__private::serde_json);
+    let target = &spec.target;
+    let output = quote! {
+        ::std::option::Option<
+            #core::Result<#json::Map<::std::string::String, #json::Value>>
+        >
+    };
+    quote! {
+        fn __promiscuous_sample() -> #output {
+            struct __Probe<__T>(::std::marker::PhantomData<__T>);
+            #[allow(dead_code)]
+            trait __ViaDefault {
+                fn __sample(&self) -> #output;
+            }
+            impl<__T: #core::model::Publish + ::std::default::Default> __ViaDefault for &__Probe<__T> {
+                fn __sample(&self) -> #output {
+                    ::std::option::Option::Some(#core::model::published_attributes(
+                        &<__T as ::std::default::Default>::default(),
+                    ))
+                }
+            }
+            #[allow(dead_code)]
+            trait __NoDefault {
+                fn __sample(&self) -> #output;
+            }
+            impl<__T> __NoDefault for __Probe<__T> {
+                fn __sample(&self) -> #output {
+                    ::std::option::Option::None
+                }
+            }
+            (&&__Probe::<#target>(::std::marker::PhantomData)).__sample()
+        }
+    }
+}
+
+/// The model an embedded field of type `T`, `Option<T>` or `Vec<T>` embeds: `T`.
+fn embedded_model(ty: &syn::Type) -> &syn::Type {
+    match ty {
+        syn::Type::Paren(p) => embedded_model(&p.elem),
+        syn::Type::Group(g) => embedded_model(&g.elem),
+        syn::Type::Path(p) if p.qself.is_none() => {
+            let inner = p.path.segments.last().and_then(|last| {
+                if last.ident != "Option" && last.ident != "Vec" {
+                    return None;
+                }
+                match &last.arguments {
+                    syn::PathArguments::AngleBracketed(args) => {
+                        args.args.iter().find_map(|arg| match arg {
+                            syn::GenericArgument::Type(ty) => Some(ty),
+                            _ => None,
+                        })
+                    }
+                    _ => None,
+                }
+            });
+            inner.unwrap_or(ty)
+        }
+        _ => ty,
+    }
+}
+
+/// `("name", fn)` entries of the registration's `embeds`: for each embedded
+/// field of known type, a fn returning the embedded model's definition, or
+/// `None` when that type is not `Publish` (a custom `Embed` impl).
+fn embeds(spec: &PublisherSpec) -> Vec<TokenStream> {
+    let krate = &spec.krate;
+    let core = quote!(#krate::__private::core);
+    let output = quote!(::std::option::Option<&'static #core::model::PublisherDef>);
+    spec.attributes
+        .iter()
+        .filter(|attr| attr.source == Source::Embedded)
+        .filter_map(|attr| {
+            let ty = embedded_model(attr.ty.as_ref()?);
+            let name = unraw(&attr.ident);
+            Some(quote! {
+                (#name, {
+                    fn __promiscuous_embedded() -> #output {
+                        struct __Probe<__T>(::std::marker::PhantomData<__T>);
+                        #[allow(dead_code)]
+                        trait __ViaPublish {
+                            fn __definition(&self) -> #output;
+                        }
+                        impl<__T: #core::model::Publish> __ViaPublish for &__Probe<__T> {
+                            fn __definition(&self) -> #output {
+                                ::std::option::Option::Some(
+                                    <__T as #core::model::Publish>::definition(),
+                                )
+                            }
+                        }
+                        #[allow(dead_code)]
+                        trait __NotPublish {
+                            fn __definition(&self) -> #output;
+                        }
+                        impl<__T> __NotPublish for __Probe<__T> {
+                            fn __definition(&self) -> #output {
+                                ::std::option::Option::None
+                            }
+                        }
+                        (&&__Probe::<#ty>(::std::marker::PhantomData)).__definition()
+                    }
+                    __promiscuous_embedded as fn() -> #output
+                })
+            })
+        })
+        .collect()
 }
 
 /// The `Subscribe` impl, the empty `Callbacks` impl unless the user writes one,

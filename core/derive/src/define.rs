@@ -219,6 +219,7 @@ fn publisher(target: Path, options: Vec<Opt>) -> syn::Result<PublisherSpec> {
                     ident,
                     source,
                     json_type: "any".into(),
+                    ty: None,
                 }));
             }
             _ => {
@@ -246,6 +247,7 @@ fn publisher(target: Path, options: Vec<Opt>) -> syn::Result<PublisherSpec> {
         ephemeral,
         id: id.map(|field| IdSpec { field, ty: None }),
         attributes,
+        mock: false,
     })
 }
 

@@ -64,7 +64,12 @@ use syn::{parse_macro_input, DeriveInput};
 /// | `ephemeral` | published but never persisted; may have no id |
 /// | `model = "Name"` | type name on the wire (default: the struct name) |
 /// | `virtual(a, b)` | virtual attributes: methods `fn a(&self) -> impl Serialize` |
+/// | `mock` | a mock publisher (written by `promiscuous::validate::export_mocks`): left out of exports and `validate::publishers` |
 /// | `crate = "path"` | root of the facade crate (default `::promiscuous`) |
+///
+/// The registration also records, for contract tests, the published
+/// attributes of `Default::default()` when the struct implements `Default`,
+/// and the model each embedded field embeds.
 ///
 /// Field options: `#[publish]` publishes the field; `#[publish(embeds)]` publishes
 /// an embedded model (`T`, `Option<T>` or `Vec<T>` where `T: Publish`);

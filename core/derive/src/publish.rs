@@ -10,7 +10,7 @@ use crate::spec::{
 };
 use crate::types::{embedded_json_type, json_type};
 
-const STRUCT_OPTIONS: &str = "to, parent, ephemeral, model, virtual, crate";
+const STRUCT_OPTIONS: &str = "to, parent, ephemeral, model, virtual, mock, crate";
 const FIELD_OPTIONS: &str = "embeds, id (or a bare `#[publish]`)";
 
 /// Struct-level `#[publish(...)]` options.
@@ -21,6 +21,7 @@ struct StructOptions {
     ephemeral: Option<()>,
     model: Option<LitStr>,
     virtuals: Vec<Ident>,
+    mock: Option<()>,
     krate: Option<Path>,
 }
 
@@ -62,6 +63,7 @@ fn struct_options(input: &DeriveInput) -> syn::Result<StructOptions> {
                     o.virtuals.extend(names);
                     Ok(())
                 }
+                "mock" => flag(&meta, &mut o.mock, "publish option `mock`"),
                 "crate" => {
                     let path = parse_crate(meta.value()?)?;
                     set_once(&mut o.krate, path, "publish option `crate`", span)
@@ -145,12 +147,14 @@ pub(crate) fn parse(input: &DeriveInput) -> syn::Result<PublisherSpec> {
                 ident: field_ident,
                 source: Source::Embedded,
                 json_type: embedded_json_type(&field.ty),
+                ty: Some(field.ty.clone()),
             });
         } else if flags.published {
             attributes.push(PublishedAttr {
                 ident: field_ident,
                 source: Source::Field,
                 json_type: json_type(&field.ty),
+                ty: Some(field.ty.clone()),
             });
         }
     }
@@ -158,6 +162,7 @@ pub(crate) fn parse(input: &DeriveInput) -> syn::Result<PublisherSpec> {
         ident,
         source: Source::Virtual,
         json_type: "any".into(),
+        ty: None,
     }));
     check_unique(&ident.to_string(), attributes.iter().map(|a| &a.ident))?;
 
@@ -180,6 +185,7 @@ pub(crate) fn parse(input: &DeriveInput) -> syn::Result<PublisherSpec> {
         ephemeral,
         id,
         attributes,
+        mock: options.mock.is_some(),
     })
 }
 
@@ -246,6 +252,23 @@ mod tests {
     }
 
     #[test]
+    fn mock_flag() {
+        let spec = parse(&parse_quote! {
+            #[publish(to = "crowdtap/user", mock)]
+            struct User { id: i64, #[publish] name: String }
+        })
+        .unwrap();
+        assert!(spec.mock);
+        let spec = parse(&parse_quote!(
+            struct User {
+                id: i64,
+            }
+        ))
+        .unwrap();
+        assert!(!spec.mock);
+    }
+
+    #[test]
     fn ephemeral_without_id() {
         let spec = parse(&parse_quote! {
             #[publish(ephemeral)]
@@ -261,7 +284,7 @@ mod tests {
         let cases: Vec<(DeriveInput, &str)> = vec![
             (
                 parse_quote!(#[publish(foo)] struct A { id: i64 }),
-                "unknown publish option `foo`; expected one of: to, parent, ephemeral, model, virtual, crate",
+                "unknown publish option `foo`; expected one of: to, parent, ephemeral, model, virtual, mock, crate",
             ),
             (
                 parse_quote!(struct A { #[publish(bar)] id: i64 }),

@@ -34,7 +34,9 @@ fn endpoint_of(key: &str) -> &str {
         return key.split(['#', '@']).next().unwrap_or(key);
     };
     let start = key[..slash].rfind(':').map_or(0, |i| i + 1);
-    let end = key[slash..].find(['#', '@']).map_or(key.len(), |i| slash + i);
+    let end = key[slash..]
+        .find(['#', '@'])
+        .map_or(key.len(), |i| slash + i);
     &key[start..end]
 }
 
@@ -42,7 +44,12 @@ impl ShardedClock {
     /// A clock over `nodes`; with one node it behaves exactly as that node.
     pub fn new(nodes: Vec<Arc<dyn Clock>>) -> Result<Self, BackendError> {
         if nodes.is_empty() {
-            return Err(BackendError::new("sharded", "new", "clock nodes", "a sharded clock needs at least one node"));
+            return Err(BackendError::new(
+                "sharded",
+                "new",
+                "clock nodes",
+                "a sharded clock needs at least one node",
+            ));
         }
         Ok(Self { nodes })
     }
@@ -66,7 +73,10 @@ impl ShardedClock {
     fn split(&self, keys: impl Iterator<Item = String>) -> BTreeMap<usize, Vec<(usize, String)>> {
         let mut groups: BTreeMap<usize, Vec<(usize, String)>> = BTreeMap::new();
         for (position, key) in keys.enumerate() {
-            groups.entry(self.node_of(&key)).or_default().push((position, key));
+            groups
+                .entry(self.node_of(&key))
+                .or_default()
+                .push((position, key));
         }
         groups
     }
@@ -100,7 +110,13 @@ impl Clock for ShardedClock {
         let reads = groups.into_iter().map(|(node, entries)| async move {
             let names: Vec<String> = entries.iter().map(|(_, k)| k.clone()).collect();
             let values = self.nodes[node].read(&names).await?;
-            Ok::<_, BackendError>(entries.into_iter().map(|(p, _)| p).zip(values).collect::<Vec<_>>())
+            Ok::<_, BackendError>(
+                entries
+                    .into_iter()
+                    .map(|(p, _)| p)
+                    .zip(values)
+                    .collect::<Vec<_>>(),
+            )
         });
         let mut out = vec![0; keys.len()];
         for (position, value) in try_join_all(reads).await?.into_iter().flatten() {
@@ -112,14 +128,29 @@ impl Clock for ShardedClock {
     async fn advance(&self, targets: &[(String, u64)]) -> Result<(), BackendError> {
         let mut groups: BTreeMap<usize, Vec<(String, u64)>> = BTreeMap::new();
         for (key, value) in targets {
-            groups.entry(self.node_of(key)).or_default().push((key.clone(), *value));
+            groups
+                .entry(self.node_of(key))
+                .or_default()
+                .push((key.clone(), *value));
         }
-        try_join_all(groups.into_iter().map(|(node, group)| async move { self.nodes[node].advance(&group).await })).await?;
+        try_join_all(
+            groups
+                .into_iter()
+                .map(|(node, group)| async move { self.nodes[node].advance(&group).await }),
+        )
+        .await?;
         Ok(())
     }
 
-    async fn wait_until(&self, key: &str, value: u64, timeout: Duration) -> Result<u64, BackendError> {
-        self.nodes[self.node_of(key)].wait_until(key, value, timeout).await
+    async fn wait_until(
+        &self,
+        key: &str,
+        value: u64,
+        timeout: Duration,
+    ) -> Result<u64, BackendError> {
+        self.nodes[self.node_of(key)]
+            .wait_until(key, value, timeout)
+            .await
     }
 }
 

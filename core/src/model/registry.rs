@@ -1,5 +1,7 @@
 //! Link-time registration of every definition in the binary.
 
+use serde_json::{Map, Value};
+
 use super::publisher::PublisherDef;
 use super::subscriber::SubscriberDef;
 use crate::subscriber::SubscriberHandler;
@@ -9,6 +11,48 @@ use crate::subscriber::SubscriberHandler;
 pub struct PublisherRegistration {
     /// Returns the definition.
     pub definition: fn() -> &'static PublisherDef,
+    /// The published attributes of `Default::default()`: `None` when the
+    /// model does not implement `Default`. Contract tests call it to check
+    /// that every published attribute can be produced.
+    pub sample: fn() -> Option<crate::Result<Map<String, Value>>>,
+    /// For each embedded attribute whose field type is known (`T`,
+    /// `Option<T>` or `Vec<T>`), its name and the definition of `T` (`None`
+    /// when `T` is not a `Publish` type). Mock exports use it to type the field.
+    #[allow(clippy::type_complexity)] // spelled out: generated code builds it literally
+    pub embeds: &'static [(&'static str, fn() -> Option<&'static PublisherDef>)],
+    /// A mock publisher (`#[publish(mock)]`, written by `promiscuous-validate`'s
+    /// export): left out of exports and publisher validation.
+    pub mock: bool,
+}
+
+impl PublisherRegistration {
+    /// Every publisher registration linked into this binary, mocks included,
+    /// sorted by model name (then endpoint, for equal names).
+    pub fn all() -> Vec<&'static PublisherRegistration> {
+        let mut regs: Vec<_> = inventory::iter::<PublisherRegistration>
+            .into_iter()
+            .collect();
+        regs.sort_by_cached_key(|r| {
+            let def = (r.definition)();
+            (def.model, def.to, r.mock)
+        });
+        regs
+    }
+
+    /// The registration of a definition, when it was registered in this binary.
+    pub fn of(definition: &PublisherDef) -> Option<&'static PublisherRegistration> {
+        inventory::iter::<PublisherRegistration>
+            .into_iter()
+            .find(|r| std::ptr::eq((r.definition)(), definition))
+    }
+
+    /// The definition of the model the embedded attribute `name` embeds, when known.
+    pub fn embedded_definition(&self, name: &str) -> Option<&'static PublisherDef> {
+        self.embeds
+            .iter()
+            .find(|(attribute, _)| *attribute == name)
+            .and_then(|(_, definition)| definition())
+    }
 }
 
 /// Registers a subscriber definition and the handler that applies its operations.
