@@ -326,3 +326,85 @@ async fn a_failed_transaction_publishes_a_noop_for_all_its_writes() {
         .iter()
         .all(|op| op.operation == promiscuous::OperationKind::Noop));
 }
+
+mod scoped_chain {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Every write of one causal scope depends on all the writes before it,
+    /// so however the messages are delivered, the subscriber applies them in
+    /// exactly the order they were published.
+    fn check(writes: Vec<(bool, i64)>, order: Vec<usize>) -> Result<(), TestCaseError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let app = fresh("chain");
+            let (publisher, null) = recorder(&app).await;
+            let mut expected = Vec::new();
+            causal_scope(async {
+                let mut authors = std::collections::BTreeSet::new();
+                for (i, &(is_author, id)) in writes.iter().enumerate() {
+                    if is_author {
+                        let author = Author {
+                            id,
+                            name: format!("v{i}"),
+                        };
+                        if authors.insert(id) {
+                            publisher.create(&author).await.unwrap();
+                        } else {
+                            publisher.update(&author).await.unwrap();
+                        }
+                        expected.push(format!("author {id} v{i}"));
+                    } else {
+                        let post = Post {
+                            id: 1000 + i as i64,
+                            author_id: id,
+                            title: format!("t{i}"),
+                        };
+                        publisher.create(&post).await.unwrap();
+                        expected.push(format!("post {} t{i}", 1000 + i));
+                    }
+                }
+            })
+            .await;
+            let messages = null.published();
+            let apps = Apps::new(&fresh("unused"), |b| {
+                b.subscriber::<models::replica::Author>()
+                    .subscriber::<models::replica::Post>()
+                    .runners(4)
+            })
+            .await;
+            let mut worker = apps.worker().await;
+            let deliveries: Vec<usize> =
+                order.into_iter().filter(|&i| i < messages.len()).collect();
+            for &i in &deliveries {
+                apps.broker
+                    .inject("mailer", &messages[i].endpoint, &messages[i].payload);
+            }
+            settled(&worker, deliveries.len() as u64).await;
+            let recovered = worker.stats().recovered;
+            worker.shutdown().await;
+            prop_assert_eq!(JOURNAL.entries(&app), expected);
+            prop_assert_eq!(recovered, 0);
+            Ok(())
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 24, .. ProptestConfig::default() })]
+
+        #[test]
+        fn a_causal_chain_is_applied_in_publish_order_whatever_the_delivery_order(
+            (writes, order) in prop::collection::vec((any::<bool>(), 1i64..4), 1..12).prop_flat_map(|w| {
+                let n = w.len();
+                let originals: Vec<usize> = (0..n).collect();
+                (Just(w), (Just(originals).prop_shuffle(), prop::collection::vec(0..n, 0..n)).prop_map(|(mut o, d)| { o.extend(d); o }).prop_shuffle())
+            })
+        ) {
+            check(writes, order)?;
+        }
+    }
+}
