@@ -1,0 +1,225 @@
+//! Test-facing helpers: read dead letters, count messages, delete a
+//! subscription's queues. They open a channel of their own for each call.
+
+use lapin::options::{
+    BasicAckOptions, BasicGetOptions, BasicNackOptions, QueueDeclareOptions, QueueDeleteOptions,
+};
+use lapin::types::FieldTable;
+use lapin::Channel;
+use promiscuous_core::BackendError;
+
+use crate::connection::{bounded, deadline_in, Session, Unavailable};
+use crate::error;
+use crate::headers::{self, HEADER_ATTEMPT, HEADER_ATTEMPTS, HEADER_ENDPOINT, HEADER_REASON};
+use crate::topology;
+use crate::AmqpBroker;
+
+/// At most this many dead letters are read by one call.
+const MAX_DEAD_LETTERS: usize = 100_000;
+
+/// A message parked in `<queue>.error` by `Disposition::DeadLetter`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// The endpoint the message was published to.
+    pub endpoint: String,
+    /// The message body.
+    pub payload: Vec<u8>,
+    /// The reason given to the dead-letter nack.
+    pub reason: String,
+    /// How many times the message was delivered, the last one included (1 when
+    /// it was dead-lettered on its first delivery).
+    pub attempts: u32,
+}
+
+impl AmqpBroker {
+    /// A usable session for a helper, waiting for a reconnection up to the publish timeout.
+    async fn helper_session(
+        &self,
+        operation: &'static str,
+        queue: &str,
+    ) -> Result<std::sync::Arc<Session>, BackendError> {
+        let deadline = deadline_in(self.shared.options.publish_timeout);
+        match self.shared.session(Some(deadline)).await {
+            Ok(session) => Ok(session),
+            Err(Unavailable::Closed) => Err(error::closed(operation, queue)),
+            Err(Unavailable::TimedOut) => Err(error::temporary(
+                operation,
+                queue,
+                format!("not connected to RabbitMQ ({})", self.shared.options.url),
+            )),
+        }
+    }
+
+    /// A fresh channel, so a refused call (404) closes nothing else.
+    async fn helper_channel(
+        &self,
+        operation: &'static str,
+        queue: &str,
+    ) -> Result<Channel, BackendError> {
+        let session = self.helper_session(operation, queue).await?;
+        session
+            .open_channel()
+            .await
+            .map_err(|e| error::from_lapin(operation, queue, "cannot open a channel", e))
+    }
+
+    /// For tests: the messages dead-lettered from `queue` (the contents of
+    /// `<queue>.error`), oldest first, left in place.
+    ///
+    /// Reads them all with `basic_get` and then requeues them. `queue` may be
+    /// given with or without the `.error` suffix; a missing error queue reads
+    /// as empty.
+    pub async fn dead_letters(&self, queue: &str) -> Result<Vec<DeadLetter>, BackendError> {
+        self.read_dead_letters(queue, false).await
+    }
+
+    /// For tests: like [`dead_letters`](Self::dead_letters), but removes
+    /// (acknowledges) the messages it returns.
+    pub async fn take_dead_letters(&self, queue: &str) -> Result<Vec<DeadLetter>, BackendError> {
+        self.read_dead_letters(queue, true).await
+    }
+
+    async fn read_dead_letters(
+        &self,
+        queue: &str,
+        remove: bool,
+    ) -> Result<Vec<DeadLetter>, BackendError> {
+        const OPERATION: &str = "dead_letters";
+        let base = queue.strip_suffix(".error").unwrap_or(queue);
+        let error_queue = topology::error_queue(base);
+        let name = topology::short(&error_queue, "queue name")
+            .map_err(|m| error::permanent(OPERATION, &error_queue, m))?;
+        let channel = self.helper_channel(OPERATION, &error_queue).await?;
+        let passive = QueueDeclareOptions {
+            passive: true,
+            ..QueueDeclareOptions::default()
+        };
+        match bounded(channel.queue_declare(name.clone(), passive, FieldTable::default())).await {
+            Ok(_) => {}
+            Err(e) if error::is_not_found(&e) => return Ok(Vec::new()),
+            Err(e) => {
+                return Err(error::from_lapin(
+                    OPERATION,
+                    &error_queue,
+                    "cannot look the queue up",
+                    e,
+                ))
+            }
+        }
+        let mut letters = Vec::new();
+        let mut last_tag = None;
+        while letters.len() < MAX_DEAD_LETTERS {
+            let got = bounded(channel.basic_get(name.clone(), BasicGetOptions { no_ack: false }))
+                .await
+                .map_err(|e| error::from_lapin(OPERATION, &error_queue, "basic.get failed", e))?;
+            let Some(message) = got else {
+                break;
+            };
+            let delivery = message.delivery;
+            last_tag = Some(delivery.delivery_tag);
+            let properties = &delivery.properties;
+            letters.push(DeadLetter {
+                endpoint: headers::text(properties, HEADER_ENDPOINT).unwrap_or_default(),
+                reason: headers::text(properties, HEADER_REASON).unwrap_or_default(),
+                attempts: headers::count(properties, HEADER_ATTEMPTS)
+                    .or_else(|| {
+                        headers::count(properties, HEADER_ATTEMPT).map(|a| a.saturating_add(1))
+                    })
+                    .unwrap_or(0),
+                payload: delivery.data,
+            });
+        }
+        if let Some(tag) = last_tag {
+            let settled = if remove {
+                bounded(channel.basic_ack(tag, BasicAckOptions { multiple: true })).await
+            } else {
+                bounded(channel.basic_nack(
+                    tag,
+                    BasicNackOptions {
+                        multiple: true,
+                        requeue: true,
+                    },
+                ))
+                .await
+            };
+            settled.map_err(|e| {
+                error::from_lapin(
+                    OPERATION,
+                    &error_queue,
+                    "cannot settle the read messages",
+                    e,
+                )
+            })?;
+        }
+        let _ = bounded(channel.close(200, "OK".into())).await;
+        Ok(letters)
+    }
+
+    /// For tests: how many messages wait in `queue`, not counting delivered
+    /// but unacknowledged ones (a passive declaration's count; 0 for a
+    /// missing queue).
+    pub async fn queue_depth(&self, queue: &str) -> Result<u32, BackendError> {
+        const OPERATION: &str = "queue_depth";
+        let name = topology::short(queue, "queue name")
+            .map_err(|m| error::permanent(OPERATION, queue, m))?;
+        let channel = self.helper_channel(OPERATION, queue).await?;
+        let passive = QueueDeclareOptions {
+            passive: true,
+            ..QueueDeclareOptions::default()
+        };
+        let depth = match bounded(channel.queue_declare(name, passive, FieldTable::default())).await
+        {
+            Ok(declared) => declared.message_count(),
+            Err(e) if error::is_not_found(&e) => return Ok(0),
+            Err(e) => {
+                return Err(error::from_lapin(
+                    OPERATION,
+                    queue,
+                    "cannot look the queue up",
+                    e,
+                ))
+            }
+        };
+        let _ = bounded(channel.close(200, "OK".into())).await;
+        Ok(depth)
+    }
+
+    /// For test cleanup: deletes `queue`, its `<queue>.error` and the retry
+    /// queues this broker declared for it, messages included. Missing queues
+    /// are skipped. (Retry queues declared by other broker instances delete
+    /// themselves 30 s after their last use.)
+    pub async fn delete_subscription(&self, queue: &str) -> Result<(), BackendError> {
+        let mut names = vec![queue.to_owned(), topology::error_queue(queue)];
+        names.extend(
+            self.shared
+                .take_retry_delays(queue)
+                .into_iter()
+                .map(|delay| topology::retry_queue(queue, delay)),
+        );
+        for name in names {
+            self.delete_queue(&name).await?;
+        }
+        Ok(())
+    }
+
+    async fn delete_queue(&self, queue: &str) -> Result<(), BackendError> {
+        const OPERATION: &str = "delete_subscription";
+        let name = topology::short(queue, "queue name")
+            .map_err(|m| error::permanent(OPERATION, queue, m))?;
+        let channel = self.helper_channel(OPERATION, queue).await?;
+        match bounded(channel.queue_delete(name, QueueDeleteOptions::default())).await {
+            Ok(_) => {}
+            Err(e) if error::is_not_found(&e) => return Ok(()),
+            Err(e) => {
+                return Err(error::from_lapin(
+                    OPERATION,
+                    queue,
+                    "cannot delete the queue",
+                    e,
+                ))
+            }
+        }
+        let _ = bounded(channel.close(200, "OK".into())).await;
+        Ok(())
+    }
+}
