@@ -559,3 +559,38 @@ async fn waiting_messages_that_fill_the_prefetch_window_step_aside_instead_of_de
     );
     worker.shutdown().await;
 }
+
+#[tokio::test]
+async fn many_missing_predecessors_with_a_full_window_still_recover_within_the_timeout() {
+    // A subscriber joining a running publisher: the first operation of every
+    // record it sees misses its predecessor, and they fill the window.
+    let recorder = Recorder::new(1 << 20).await;
+    let program: Vec<(i64, Option<i64>)> = (1..=6)
+        .flat_map(|id| [(id, Some(1)), (id, Some(2))])
+        .collect();
+    run(&recorder, &program).await;
+    let messages = recorder.messages();
+    let apps = Apps::new(&fresh("unused"), |b| {
+        b.subscriber::<models::replica::Counter>()
+            .prefetch(2)
+            .runners(1)
+            .recovery_timeout(Duration::from_millis(300))
+    })
+    .await;
+    let mut worker = apps.worker().await;
+    for i in (1..messages.len()).step_by(2) {
+        apps.broker.inject("mailer", &messages[i].0, &messages[i].1);
+    }
+    let recovered = eventually(Duration::from_secs(10), || async {
+        worker.stats().applied == 6
+    })
+    .await;
+    assert!(
+        recovered,
+        "each record recovers once, despite stepping aside: {:?}",
+        worker.stats()
+    );
+    assert_eq!(worker.stats().recovered, 6);
+    assert_eq!(replica_state(&apps), (1..=6).map(|id| (id, 2)).collect());
+    worker.shutdown().await;
+}

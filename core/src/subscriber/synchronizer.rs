@@ -276,3 +276,32 @@ mod tests {
         drop(a);
     }
 }
+
+/// Since when each counter has been seen stuck at a value, shared by every
+/// message waiting on it: the recovery timeout runs per missing operation, not
+/// per delivery, so messages that step aside and come back do not start over.
+#[derive(Debug, Default)]
+pub(crate) struct Stuck {
+    since: std::sync::Mutex<std::collections::HashMap<String, (u64, std::time::Instant)>>,
+}
+
+impl Stuck {
+    /// When `key` was first seen at `have` (now, when it is new or has moved).
+    pub fn since(&self, key: &str, have: u64) -> std::time::Instant {
+        let mut since = self.since.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = std::time::Instant::now();
+        let entry = since.entry(key.to_owned()).or_insert((have, now));
+        if entry.0 != have {
+            *entry = (have, now);
+        }
+        entry.1
+    }
+
+    /// Forgets counters that moved.
+    pub fn clear<'a>(&self, keys: impl IntoIterator<Item = &'a str>) {
+        let mut since = self.since.lock().unwrap_or_else(PoisonError::into_inner);
+        for key in keys {
+            since.remove(key);
+        }
+    }
+}

@@ -1,7 +1,7 @@
 //! The subscriber worker: pump → synchronizer → runners → advance → ack.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -9,7 +9,7 @@ use tokio::sync::{watch, Notify, Semaphore};
 use tokio::task::JoinSet;
 
 use super::stats::{Counters, WorkerStats};
-use super::synchronizer::{Gates, InFlight, Readiness};
+use super::synchronizer::{Gates, InFlight, Readiness, Stuck};
 use super::Applied;
 use crate::error::{Error, Result};
 use crate::runtime::{Promiscuous, Runtime};
@@ -38,6 +38,8 @@ struct State {
     /// Whether waiting messages may step aside (not for inline deliveries,
     /// which have no window).
     defers: bool,
+    /// Since when each awaited counter has not moved.
+    stuck: Stuck,
 }
 
 /// Counts a message as waiting while it lives.
@@ -115,6 +117,7 @@ impl State {
             waiting: AtomicUsize::new(0),
             window_full: Notify::new(),
             defers,
+            stuck: Stuck::default(),
             runners: Semaphore::new(rt.config.runners),
             in_flight: InFlight::default(),
             counters: Counters::default(),
@@ -302,7 +305,6 @@ async fn process(state: &State, message: &Message) -> Result<Processed> {
     let listens = |endpoint: &str| rt.router.listens_to(endpoint);
     let gates = Gates::of(rt.config.mode, &rt.config.app, message, &ops, &listens);
     let keys = gates.keys();
-    let started = Instant::now();
     let mut stop = state.stop.clone();
     let mut waiting: Option<Waiting<'_>> = None;
     loop {
@@ -325,21 +327,17 @@ async fn process(state: &State, message: &Message) -> Result<Processed> {
                     .await
                     .map_err(|_| Error::Shutdown("the worker's runner pool is closed"))?;
                 apply(state, message, &ops).await?;
-                rt.clock.advance(&gates.targets()).await?;
+                let targets = gates.targets();
+                rt.clock.advance(&targets).await?;
+                state
+                    .stuck
+                    .clear(targets.iter().map(|(key, _)| key.as_str()));
                 drop(guard);
                 return Ok(Processed::Done);
             }
             Readiness::Waiting { key, have, need } => {
                 drop(guard);
-                if waiting.is_none() {
-                    let (entered, full) = Waiting::enter(state);
-                    waiting = Some(entered);
-                    if full {
-                        state.window_full.notify_waiters();
-                        return Ok(Processed::Deferred);
-                    }
-                }
-                let waited = started.elapsed();
+                let waited = state.stuck.since(&key, have).elapsed();
                 let timeout = rt.config.recovery_timeout;
                 if waited >= timeout {
                     let endpoint = ops
@@ -354,8 +352,17 @@ async fn process(state: &State, message: &Message) -> Result<Processed> {
                         endpoint,
                     });
                     Counters::bump(&state.counters.recovered);
-                    rt.clock.advance(&[(key, need)]).await?;
+                    rt.clock.advance(&[(key.clone(), need)]).await?;
+                    state.stuck.clear([key.as_str()]);
                     continue;
+                }
+                if waiting.is_none() {
+                    let (entered, full) = Waiting::enter(state);
+                    waiting = Some(entered);
+                    if full {
+                        state.window_full.notify_waiters();
+                        return Ok(Processed::Deferred);
+                    }
                 }
                 tokio::select! {
                     _ = stop.wait_for(|stopped| *stopped) => return Ok(Processed::Stopped),
