@@ -490,3 +490,48 @@ async fn messages_of_an_older_generation_are_dropped_and_reported() {
     );
     worker.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_slow_write_keeps_its_lock_alive_so_no_one_takes_the_record_over() {
+    let apps = Apps::new("crowdtap", |b| b.subscriber::<models::replica::User>()).await;
+    let build = |timeout: Duration| {
+        Promiscuous::configure()
+            .app("crowdtap")
+            .broker(apps.broker.clone())
+            .clock(apps.clock.clone())
+            .lock(apps.publisher.lock().clone())
+            .storage(apps.source.clone())
+            .lock_ttl(Duration::from_millis(90))
+            .lock_timeout(timeout)
+            .no_subscribers()
+            .build()
+    };
+    let slow = build(Duration::from_secs(1)).await.unwrap();
+    let other = build(Duration::from_millis(150)).await.unwrap();
+    let writing = tokio::spawn(async move {
+        slow.publish_write::<User, _, _>(
+            PendingWrite::of::<User>(OperationKind::Create, json!(5)),
+            || async {
+                tokio::time::sleep(Duration::from_millis(400)).await;
+                Ok(Some(User {
+                    id: 5,
+                    name: "slow".into(),
+                }))
+            },
+        )
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let err = other
+        .create(&User {
+            id: 5,
+            name: "fast".into(),
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("crowdtap/user/5"),
+        "the record stays locked past its ttl: {err}"
+    );
+    writing.await.unwrap().unwrap();
+}

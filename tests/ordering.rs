@@ -40,8 +40,20 @@ mod models {
             pub n: i64,
         }
 
+        /// Record 777 fails this many more times before being created.
+        pub static FAILURES_OF_777: std::sync::atomic::AtomicU32 =
+            std::sync::atomic::AtomicU32::new(0);
+
         #[promiscuous::async_trait]
         impl Callbacks for Counter {
+            async fn before_create(&mut self, _ctx: &Context) -> Result<(), BoxError> {
+                use std::sync::atomic::Ordering;
+                if self.id == 777 && FAILURES_OF_777.load(Ordering::SeqCst) > 0 {
+                    FAILURES_OF_777.fetch_sub(1, Ordering::SeqCst);
+                    return Err("the database is briefly unavailable".into());
+                }
+                Ok(())
+            }
             async fn after_create(&self, ctx: &Context) -> Result<(), BoxError> {
                 JOURNAL.push(&ctx.app, format!("{}={}", self.id, self.n));
                 Ok(())
@@ -592,5 +604,94 @@ async fn many_missing_predecessors_with_a_full_window_still_recover_within_the_t
     );
     assert_eq!(worker.stats().recovered, 6);
     assert_eq!(replica_state(&apps), (1..=6).map(|id| (id, 2)).collect());
+    worker.shutdown().await;
+}
+
+#[tokio::test]
+async fn recovery_skips_only_the_missing_operation_when_records_share_a_counter() {
+    let recorder = Recorder::new(1).await;
+    let program: Vec<(i64, Option<i64>)> = (1..=5).map(|id| (id, Some(id * 10))).collect();
+    run(&recorder, &program).await;
+    let messages = recorder.messages();
+    let apps = Apps::new(&fresh("unused"), |b| {
+        b.subscriber::<models::replica::Counter>()
+            .recovery_timeout(Duration::from_millis(300))
+    })
+    .await;
+    let mut worker = apps.worker().await;
+    // The first message is lost; the others arrive, newest first.
+    for i in (1..messages.len()).rev() {
+        apps.broker.inject("mailer", &messages[i].0, &messages[i].1);
+    }
+    applied(&worker, 4).await;
+    let stats = worker.stats();
+    assert_eq!((stats.recovered, stats.duplicates), (1, 0), "{stats:?}");
+    assert_eq!(
+        replica_state(&apps),
+        (2..=5).map(|id| (id, id * 10)).collect(),
+        "only record 1 is missing"
+    );
+    worker.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_operation_of_a_message_whose_record_moved_on_is_not_applied_again() {
+    let recorder = Recorder::new(1 << 20).await;
+    recorder
+        .publisher
+        .create(&Counter { id: 1, n: 1 })
+        .await
+        .unwrap();
+    let mut tx = recorder.publisher.transaction();
+    tx.update(&Counter { id: 1, n: 2 }).unwrap();
+    tx.create(&Counter { id: 2, n: 1 }).unwrap();
+    tx.commit().await.unwrap();
+    recorder
+        .publisher
+        .update(&Counter { id: 1, n: 3 })
+        .await
+        .unwrap();
+    let messages = recorder.messages();
+    assert_eq!(messages.len(), 3);
+    let apps = subscriber_apps(Mode::Weak).await;
+    let mut worker = apps.worker().await;
+    for i in [0, 2, 1] {
+        apps.broker.inject("mailer", &messages[i].0, &messages[i].1);
+    }
+    settled(&worker, 3).await;
+    assert_eq!(
+        replica_state(&apps),
+        [(1, 3), (2, 1)].into(),
+        "record 1 keeps its latest state"
+    );
+    assert_eq!(observed(&recorder.app)[&1], vec!["1", "3"]);
+    worker.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_message_being_retried_is_not_skipped_by_the_recovery_of_its_successors() {
+    use std::sync::atomic::Ordering;
+    let recorder = Recorder::new(1 << 20).await;
+    run(&recorder, &[(777, Some(1)), (777, Some(2))]).await;
+    let messages = recorder.messages();
+    models::replica::FAILURES_OF_777.store(1, Ordering::SeqCst);
+    let apps = Apps::new(&fresh("unused"), |b| {
+        b.subscriber::<models::replica::Counter>()
+            .recovery_timeout(Duration::from_millis(200))
+            .retry_backoff(Duration::from_millis(800))
+    })
+    .await;
+    let mut worker = apps.worker().await;
+    for (endpoint, payload) in &messages {
+        apps.broker.inject("mailer", endpoint, payload);
+    }
+    applied(&worker, 2).await;
+    let stats = worker.stats();
+    assert_eq!((stats.failed, stats.recovered), (1, 0), "{stats:?}");
+    assert_eq!(
+        observed(&recorder.app)[&777],
+        vec!["1", "2"],
+        "the retried create is applied, in order"
+    );
     worker.shutdown().await;
 }

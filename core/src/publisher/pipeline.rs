@@ -150,6 +150,40 @@ impl Runtime {
         Ok(())
     }
 
+    /// Runs `work` while extending `locks` every third of `lock_ttl`, so a slow
+    /// database write or a publish waiting for a reconnection never lets
+    /// another writer take the records over in the middle.
+    async fn keeping_locks<T>(
+        &self,
+        locks: &[String],
+        owner: &str,
+        work: impl Future<Output = T>,
+    ) -> T {
+        if locks.is_empty() {
+            return work.await;
+        }
+        let period = (self.config.lock_ttl / 3).max(Duration::from_millis(1));
+        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                done = &mut work => return done,
+                _ = ticker.tick() => {
+                    for key in locks {
+                        match self.lock.extend(key, owner, self.config.lock_ttl).await {
+                            Ok(true) => {}
+                            Ok(false) => self.report(&Error::LockUnavailable {
+                                key: key.clone(),
+                                waited: self.config.lock_ttl,
+                            }),
+                            Err(e) => self.report(&Error::from(e)),
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     async fn release_all(&self, keys: &[String], owner: &str) {
         for key in keys {
             if let Err(e) = self.lock.release(key, owner).await {
@@ -383,7 +417,10 @@ impl Promiscuous {
                 rt.report(&error);
                 error
             })?;
-        let outcome = self.run_locked(&mut plan, perform).await;
+        let locks: Vec<String> = plan.locks.iter().cloned().collect();
+        let outcome = rt
+            .keeping_locks(&locks, &owner, self.run_locked(&mut plan, perform))
+            .await;
         let keep_locks = matches!(
             &outcome,
             Err(Failure {
@@ -394,7 +431,6 @@ impl Promiscuous {
         // A write that happened but was not published keeps its locks until they
         // expire: that is what marks the records for recovery.
         if !keep_locks {
-            let locks: Vec<String> = plan.locks.iter().cloned().collect();
             rt.release_all(&locks, &owner).await;
         }
         outcome.map_err(|Failure { error, .. }| {

@@ -30,6 +30,10 @@ pub(crate) struct WriteGate {
 pub(crate) struct Gates {
     pub writes: Vec<WriteGate>,
     pub reads: Vec<(String, u64)>,
+    /// Per operation (in order), the write gates it provides and its version
+    /// on each: an operation whose gates are all already at its versions was
+    /// applied before (or passed by recovery) and must not be applied again.
+    pub provides: Vec<Vec<(usize, u64)>>,
 }
 
 /// The state of a message against the counters.
@@ -54,25 +58,26 @@ impl Gates {
     ) -> Self {
         let ns = |key: &str| format!("s:{app}:{}:{}:{key}", message.app, message.generation);
         let mut gates = Gates::default();
+        let mut reads = Vec::new();
         for op in ops {
             let deps = &op.dependencies;
+            let mut provides = Vec::new();
             match mode {
                 Mode::Unordered => {}
                 Mode::Causal => {
                     for dep in &deps.write {
-                        gates.add_write(ns(&dep.key), dep.version);
+                        provides.push(gates.add_write(ns(&dep.key), dep.version));
                     }
                     for dep in &deps.read {
                         let endpoint = dep.key.split('#').next().unwrap_or_default();
-                        let key = ns(&dep.key);
-                        if listens(endpoint) && !gates.reads.iter().any(|(k, _)| *k == key) {
-                            gates.reads.push((key, dep.version));
+                        if listens(endpoint) {
+                            reads.push((ns(&dep.key), dep.version));
                         }
                     }
                 }
                 Mode::Global => {
                     if let Some(dep) = deps.endpoint.as_ref().or(deps.write.first()) {
-                        gates.add_write(ns(&dep.key), dep.version);
+                        provides.push(gates.add_write(ns(&dep.key), dep.version));
                     }
                 }
                 // Weak mode compares versions of one record; ephemerals without
@@ -80,31 +85,55 @@ impl Gates {
                 Mode::Weak if op.id.is_null() => {}
                 Mode::Weak => {
                     if let Some(own) = op.own_version() {
-                        gates.writes.push(WriteGate {
-                            key: ns(&weak_counter(&op.endpoint, &op.id)),
-                            from: 0,
-                            to: own.version,
-                        });
+                        let key = ns(&weak_counter(&op.endpoint, &op.id));
+                        provides.push(gates.add_gate(key, 0, own.version));
                     }
                 }
+            }
+            gates.provides.push(provides);
+        }
+        // A read of a counter the message itself writes is covered by the
+        // write gate; several reads of one counter need the largest version.
+        for (key, version) in reads {
+            if gates.writes.iter().any(|g| g.key == key) {
+                continue;
+            }
+            match gates.reads.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, need)) => *need = (*need).max(version),
+                None => gates.reads.push((key, version)),
             }
         }
         gates
     }
 
-    fn add_write(&mut self, key: String, version: u64) {
+    fn add_write(&mut self, key: String, version: u64) -> (usize, u64) {
+        self.add_gate(key, version.saturating_sub(1), version)
+    }
+
+    /// Adds (or widens) a write gate; returns its index and the version provided.
+    fn add_gate(&mut self, key: String, from: u64, to: u64) -> (usize, u64) {
         // Two operations of one message on one counter: the message needs the
         // earliest and provides the latest.
-        if let Some(gate) = self.writes.iter_mut().find(|g| g.key == key) {
-            gate.from = gate.from.min(version.saturating_sub(1));
-            gate.to = gate.to.max(version);
+        if let Some(index) = self.writes.iter().position(|g| g.key == key) {
+            let gate = &mut self.writes[index];
+            gate.from = gate.from.min(from);
+            gate.to = gate.to.max(to);
+            (index, to)
         } else {
-            self.writes.push(WriteGate {
-                key,
-                from: version.saturating_sub(1),
-                to: version,
-            });
+            self.writes.push(WriteGate { key, from, to });
+            (self.writes.len() - 1, to)
         }
+    }
+
+    /// Whether operation `index` was already applied (or passed by recovery),
+    /// given the current `values` of [`keys`](Self::keys).
+    pub fn already_applied(&self, index: usize, values: &[u64]) -> bool {
+        self.provides.get(index).is_some_and(|provided| {
+            !provided.is_empty()
+                && provided
+                    .iter()
+                    .all(|&(gate, version)| values.get(gate).is_some_and(|&v| v >= version))
+        })
     }
 
     /// Every counter key, writes first, in order.
@@ -214,6 +243,7 @@ mod tests {
 
     fn gates(writes: &[(u64, u64)], reads: &[u64]) -> Gates {
         Gates {
+            provides: Vec::new(),
             writes: writes
                 .iter()
                 .enumerate()
@@ -282,19 +312,22 @@ mod tests {
 /// per delivery, so messages that step aside and come back do not start over.
 #[derive(Debug, Default)]
 pub(crate) struct Stuck {
-    since: std::sync::Mutex<std::collections::HashMap<String, (u64, std::time::Instant)>>,
+    since: std::sync::Mutex<std::collections::HashMap<String, (u64, std::time::Instant, u64)>>,
 }
 
 impl Stuck {
-    /// When `key` was first seen at `have` (now, when it is new or has moved).
-    pub fn since(&self, key: &str, have: u64) -> std::time::Instant {
+    /// When `key` was first seen at `have` (now, when it is new or has
+    /// moved), and the smallest value a message waiting on it needs: the
+    /// first operation that did arrive after the missing ones.
+    pub fn since(&self, key: &str, have: u64, need: u64) -> (std::time::Instant, u64) {
         let mut since = self.since.lock().unwrap_or_else(PoisonError::into_inner);
         let now = std::time::Instant::now();
-        let entry = since.entry(key.to_owned()).or_insert((have, now));
+        let entry = since.entry(key.to_owned()).or_insert((have, now, need));
         if entry.0 != have {
-            *entry = (have, now);
+            *entry = (have, now, need);
         }
-        entry.1
+        entry.2 = entry.2.min(need);
+        (entry.1, entry.2)
     }
 
     /// Forgets counters that moved.
@@ -302,6 +335,38 @@ impl Stuck {
         let mut since = self.since.lock().unwrap_or_else(PoisonError::into_inner);
         for key in keys {
             since.remove(key);
+        }
+    }
+}
+
+/// Counters whose message failed and will come back after its retry delay:
+/// recovery must not skip them in the meantime.
+#[derive(Debug, Default)]
+pub(crate) struct Failing {
+    until: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+}
+
+impl Failing {
+    /// Holds `keys` for `duration` from now.
+    pub fn hold<'a>(&self, keys: impl IntoIterator<Item = &'a str>, duration: std::time::Duration) {
+        let until = std::time::Instant::now() + duration;
+        let mut held = self.until.lock().unwrap_or_else(PoisonError::into_inner);
+        for key in keys {
+            held.insert(key.to_owned(), until);
+        }
+    }
+
+    /// How long `key` is still held, if it is.
+    pub fn held(&self, key: &str) -> Option<std::time::Duration> {
+        let mut held = self.until.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = std::time::Instant::now();
+        match held.get(key) {
+            Some(&until) if until > now => Some(until - now),
+            Some(_) => {
+                held.remove(key);
+                None
+            }
+            None => None,
         }
     }
 }

@@ -9,7 +9,7 @@ use tokio::sync::{watch, Notify, Semaphore};
 use tokio::task::JoinSet;
 
 use super::stats::{Counters, WorkerStats};
-use super::synchronizer::{Gates, InFlight, Readiness, Stuck};
+use super::synchronizer::{Failing, Gates, InFlight, Readiness, Stuck};
 use super::Applied;
 use crate::error::{Error, Result};
 use crate::runtime::{Promiscuous, Runtime};
@@ -40,6 +40,8 @@ struct State {
     defers: bool,
     /// Since when each awaited counter has not moved.
     stuck: Stuck,
+    /// Counters of messages that failed and will be retried: not to be skipped.
+    failing: Failing,
 }
 
 /// Counts a message as waiting while it lives.
@@ -118,6 +120,7 @@ impl State {
             window_full: Notify::new(),
             defers,
             stuck: Stuck::default(),
+            failing: Failing::default(),
             runners: Semaphore::new(rt.config.runners),
             in_flight: InFlight::default(),
             counters: Counters::default(),
@@ -145,7 +148,7 @@ impl Promiscuous {
         })?;
         let (state, _stop) = State::new(rt, false);
         Counters::bump(&state.counters.received);
-        match process(&state, &message).await {
+        match process(&state, &message, 0).await {
             Ok(_) => Ok(state.counters.snapshot()),
             Err(error) => {
                 state.rt.report(&error);
@@ -215,21 +218,34 @@ async fn pump(state: Arc<State>, mut consumer: Box<dyn crate::traits::Consumer>)
     tracing::info!(app = %state.rt.config.app, "subscriber worker stopped");
 }
 
+/// The delay before the next attempt at a message that failed `attempt` times before.
+fn retry_delay(config: &crate::config::Config, attempt: u32) -> Duration {
+    let factor = 2u32.saturating_pow(attempt.min(20));
+    config
+        .retry_backoff
+        .saturating_mul(factor)
+        .min(MAX_RETRY_DELAY)
+}
+
+/// Whether a failed message will be retried rather than dead-lettered:
+/// failures of a backend that may come back (a clock or database outage)
+/// never use up the attempts.
+fn will_retry(config: &crate::config::Config, attempt: u32, error: &Error) -> bool {
+    error.is_temporary() || attempt + 1 < config.max_attempts
+}
+
 fn settle_error(state: &State, delivery: &Delivery, error: &Error) -> Disposition {
     let config = &state.rt.config;
     let attempt = delivery.attempt;
-    if attempt + 1 >= config.max_attempts {
+    if will_retry(config, attempt, error) {
+        Disposition::Retry {
+            delay: retry_delay(config, attempt),
+        }
+    } else {
         Counters::bump(&state.counters.dead_lettered);
         Disposition::DeadLetter {
             reason: format!("failed {} times, last: {error}", attempt + 1),
         }
-    } else {
-        let factor = 2u32.saturating_pow(attempt.min(20));
-        let delay = config
-            .retry_backoff
-            .saturating_mul(factor)
-            .min(MAX_RETRY_DELAY);
-        Disposition::Retry { delay }
     }
 }
 
@@ -255,7 +271,7 @@ async fn handle(state: Arc<State>, delivery: Delivery) {
             return;
         }
     };
-    match process(&state, &message).await {
+    match process(&state, &message, delivery.attempt).await {
         Ok(Processed::Done) => settle(&state, delivery, None).await,
         Ok(Processed::Stopped) => settle(&state, delivery, Some(Disposition::Requeue)).await,
         Ok(Processed::Deferred) => {
@@ -286,7 +302,7 @@ enum Processed {
     Deferred,
 }
 
-async fn process(state: &State, message: &Message) -> Result<Processed> {
+async fn process(state: &State, message: &Message, attempt: u32) -> Result<Processed> {
     let rt = &state.rt;
     if message.generation < rt.config.generation {
         Counters::bump(&state.counters.skipped);
@@ -326,7 +342,19 @@ async fn process(state: &State, message: &Message) -> Result<Processed> {
                     .acquire()
                     .await
                     .map_err(|_| Error::Shutdown("the worker's runner pool is closed"))?;
-                apply(state, message, &ops).await?;
+                let applied =
+                    apply(state, message, &ops, |i| gates.already_applied(i, &values)).await;
+                if let Err(error) = applied {
+                    // The message comes back after its retry delay: until then,
+                    // messages waiting on its counters must not skip it.
+                    if will_retry(&rt.config, attempt, &error) {
+                        let until = retry_delay(&rt.config, attempt) + rt.config.recovery_timeout;
+                        state
+                            .failing
+                            .hold(gates.writes.iter().map(|g| g.key.as_str()), until);
+                    }
+                    return Err(error);
+                }
                 let targets = gates.targets();
                 rt.clock.advance(&targets).await?;
                 state
@@ -337,22 +365,26 @@ async fn process(state: &State, message: &Message) -> Result<Processed> {
             }
             Readiness::Waiting { key, have, need } => {
                 drop(guard);
-                let waited = state.stuck.since(&key, have).elapsed();
+                let (since, first_arrived) = state.stuck.since(&key, have, need);
+                let waited = since.elapsed();
                 let timeout = rt.config.recovery_timeout;
-                if waited >= timeout {
+                let held = state.failing.held(&key);
+                if waited >= timeout && held.is_none() {
                     let endpoint = ops
                         .first()
                         .map(|op| op.endpoint.clone())
                         .unwrap_or_default();
+                    // Skip only the operations that never arrived: up to the
+                    // first one that did, not to what this message needs.
                     rt.report(&Error::Recover {
                         key: key.clone(),
                         applied: have,
-                        needed: need,
+                        needed: first_arrived,
                         waited,
                         endpoint,
                     });
                     Counters::bump(&state.counters.recovered);
-                    rt.clock.advance(&[(key.clone(), need)]).await?;
+                    rt.clock.advance(&[(key.clone(), first_arrived)]).await?;
                     state.stuck.clear([key.as_str()]);
                     continue;
                 }
@@ -367,18 +399,25 @@ async fn process(state: &State, message: &Message) -> Result<Processed> {
                 tokio::select! {
                     _ = stop.wait_for(|stopped| *stopped) => return Ok(Processed::Stopped),
                     _ = state.window_full.notified() => return Ok(Processed::Deferred),
-                    waited = rt.clock.wait_until(&key, need, timeout - waited) => { waited?; }
+                    waited = rt.clock.wait_until(&key, need, held.unwrap_or(timeout.saturating_sub(waited)).max(Duration::from_millis(1))) => { waited?; }
                 }
             }
         }
     }
 }
 
-async fn apply(state: &State, message: &Message, ops: &[&Operation]) -> Result<()> {
+/// Applies the operations of a ready message, except those `already_applied`
+/// (a message some of whose counters were passed, by another copy or by recovery).
+async fn apply(
+    state: &State,
+    message: &Message,
+    ops: &[&Operation],
+    already_applied: impl Fn(usize) -> bool,
+) -> Result<()> {
     let rt = &state.rt;
     let storage = rt.storage.as_deref();
-    for op in ops {
-        if op.operation == OperationKind::Noop {
+    for (index, op) in ops.iter().enumerate() {
+        if op.operation == OperationKind::Noop || already_applied(index) {
             Counters::bump(&state.counters.skipped);
             continue;
         }
