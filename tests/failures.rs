@@ -535,3 +535,59 @@ async fn a_slow_write_keeps_its_lock_alive_so_no_one_takes_the_record_over() {
     );
     writing.await.unwrap().unwrap();
 }
+
+mod hanging {
+    use promiscuous::{BoxError, Callbacks, Context, Publish, Subscribe};
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Debug, Clone, Serialize, Deserialize, Publish)]
+    #[publish(to = "crowdtap/hanging")]
+    pub struct Hanging {
+        pub id: i64,
+        #[publish]
+        pub name: String,
+    }
+
+    #[derive(Debug, Serialize, Deserialize, Subscribe)]
+    #[subscribe(from = "crowdtap/hanging", as = "Hanging", callbacks)]
+    pub struct HangingCopy {
+        pub id: i64,
+        #[subscribe]
+        pub name: String,
+    }
+
+    #[promiscuous::async_trait]
+    impl Callbacks for HangingCopy {
+        async fn before_create(&mut self, _ctx: &Context) -> Result<(), BoxError> {
+            tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+            Ok(())
+        }
+    }
+}
+
+#[tokio::test]
+async fn shutdown_abandons_a_hanging_callback_after_its_timeout_and_keeps_the_message() {
+    let apps = Apps::new("crowdtap", |b| {
+        b.subscriber::<hanging::HangingCopy>()
+            .shutdown_timeout(Duration::from_millis(200))
+    })
+    .await;
+    let mut worker = apps.worker().await;
+    apps.publisher
+        .create(&hanging::Hanging {
+            id: 1,
+            name: "stuck".into(),
+        })
+        .await
+        .unwrap();
+    assert!(eventually(PATIENCE, || async { apps.broker.unacked("mailer") == 1 }).await);
+    let stopped = tokio::time::timeout(Duration::from_secs(5), worker.shutdown()).await;
+    assert!(
+        stopped.is_ok(),
+        "shutdown returns despite the hanging callback"
+    );
+    assert!(
+        eventually(PATIENCE, || async { apps.broker.queue_len("mailer") == 1 }).await,
+        "the abandoned message is back in the queue"
+    );
+}

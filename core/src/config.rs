@@ -107,6 +107,9 @@ pub struct Config {
     pub max_attempts: u32,
     /// Delay before the first retry; doubled at each attempt, at most 5 min. Default: 1 s.
     pub retry_backoff: Duration,
+    /// How long a worker's shutdown waits for operations being applied before
+    /// abandoning them (their messages are delivered again). Default: 30 s.
+    pub shutdown_timeout: Duration,
     /// Host name sent in messages. Default: `$HOSTNAME` or `localhost`.
     pub host: String,
     pub(crate) error_notifier: Option<ErrorNotifier>,
@@ -126,6 +129,7 @@ impl fmt::Debug for Config {
             .field("recovery_timeout", &self.recovery_timeout)
             .field("max_attempts", &self.max_attempts)
             .field("retry_backoff", &self.retry_backoff)
+            .field("shutdown_timeout", &self.shutdown_timeout)
             .field("host", &self.host)
             .field("error_notifier", &self.error_notifier.is_some())
             .finish()
@@ -156,6 +160,7 @@ pub struct ConfigBuilder {
     recovery_timeout: Duration,
     max_attempts: u32,
     retry_backoff: Duration,
+    shutdown_timeout: Duration,
     host: Option<String>,
     error_notifier: Option<ErrorNotifier>,
 }
@@ -193,6 +198,7 @@ impl Default for ConfigBuilder {
             recovery_timeout: Duration::from_secs(10),
             max_attempts: 10,
             retry_backoff: Duration::from_secs(1),
+            shutdown_timeout: Duration::from_secs(30),
             host: None,
             error_notifier: None,
         }
@@ -349,6 +355,12 @@ impl ConfigBuilder {
         self
     }
 
+    /// How long a worker's shutdown waits for operations being applied.
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = timeout;
+        self
+    }
+
     /// The host name sent in messages.
     pub fn host(mut self, host: impl Into<String>) -> Self {
         self.host = Some(host.into());
@@ -430,6 +442,7 @@ impl ConfigBuilder {
             recovery_timeout: self.recovery_timeout,
             max_attempts: self.max_attempts,
             retry_backoff: self.retry_backoff,
+            shutdown_timeout: self.shutdown_timeout,
             host: self
                 .host
                 .clone()

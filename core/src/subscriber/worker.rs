@@ -214,7 +214,15 @@ async fn pump(state: Arc<State>, mut consumer: Box<dyn crate::traits::Consumer>)
             }
         }
     }
-    while tasks.join_next().await.is_some() {}
+    let grace = state.rt.config.shutdown_timeout;
+    let drained =
+        tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
+    if drained.is_err() {
+        // Abandoned deliveries are handed back to the broker when dropped.
+        tracing::warn!(app = %state.rt.config.app, pending = tasks.len(), ?grace, "operations still running at shutdown were abandoned");
+        tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
+    }
     tracing::info!(app = %state.rt.config.app, "subscriber worker stopped");
 }
 
