@@ -137,6 +137,36 @@ impl RedisClock {
         self.counters(operation, keys, reply)
     }
 
+    /// Turns the scripts' `NOT_INCREMENTABLE <i>` status into an error naming the counter.
+    fn refuse_unincrementable(
+        &self,
+        operation: &'static str,
+        keys: &[String],
+        reply: &Value,
+    ) -> Result<(), BackendError> {
+        let Value::SimpleString(status) = reply else {
+            return Ok(());
+        };
+        let Some(index) = status
+            .strip_prefix(scripts::NOT_INCREMENTABLE)
+            .and_then(|rest| rest.trim().parse::<usize>().ok())
+        else {
+            return Ok(());
+        };
+        let key = index
+            .checked_sub(1)
+            .and_then(|i| keys.get(i))
+            .map_or("?", String::as_str);
+        Err(self.connection.failure(
+            operation,
+            format!(
+                "counter {key} cannot be incremented: it is at Redis' largest integer \
+                 (9223372036854775807) or holds something other than a number; \
+                 no counter was changed"
+            ),
+        ))
+    }
+
     /// Parses an array of decimal strings, one per key.
     fn counters(
         &self,
@@ -192,26 +222,32 @@ impl Clock for RedisClock {
             invocation.key(self.counter_key(key));
         }
         let reply = self.run("tick", &invocation).await?;
-        if let Value::SimpleString(status) = &reply {
-            if let Some(index) = status
-                .strip_prefix(scripts::NOT_INCREMENTABLE)
-                .and_then(|rest| rest.trim().parse::<usize>().ok())
-            {
-                let key = index
-                    .checked_sub(1)
-                    .and_then(|i| keys.get(i))
-                    .map_or("?", String::as_str);
-                return Err(self.connection.failure(
-                    "tick",
-                    format!(
-                        "counter {key} cannot be incremented: it is at Redis' largest integer \
-                         (9223372036854775807) or holds something other than a number; \
-                         no counter was changed"
-                    ),
-                ));
-            }
-        }
+        self.refuse_unincrementable("tick", keys, &reply)?;
         self.counters("tick", keys, reply)
+    }
+
+    async fn tick_and_read(
+        &self,
+        increments: &[String],
+        reads: &[String],
+    ) -> Result<(Vec<u64>, Vec<u64>), BackendError> {
+        if reads.is_empty() {
+            return Ok((self.tick(increments).await?, Vec::new()));
+        }
+        let mut invocation = scripts::TICK_AND_READ.prepare_invoke();
+        invocation
+            .key(&self.epoch_key)
+            .arg(&self.epoch)
+            .arg(increments.len().to_string());
+        for key in increments.iter().chain(reads) {
+            invocation.key(self.counter_key(key));
+        }
+        let reply = self.run("tick_and_read", &invocation).await?;
+        self.refuse_unincrementable("tick_and_read", increments, &reply)?;
+        let all: Vec<String> = increments.iter().chain(reads).cloned().collect();
+        let mut values = self.counters("tick_and_read", &all, reply)?;
+        let read = values.split_off(increments.len());
+        Ok((values, read))
     }
 
     async fn read(&self, keys: &[String]) -> Result<Vec<u64>, BackendError> {

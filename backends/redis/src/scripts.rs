@@ -63,6 +63,39 @@ end
 return values
 ";
 
+/// Reads some counters, then adds one to others, in one atomic step: the
+/// publisher's step for an operation with read dependencies.
+///
+/// KEYS[1]: the epoch key; KEYS[2..n+1]: the counters to increment;
+/// KEYS[n+2..]: the counters to read. ARGV[1]: the expected epoch; ARGV[2]: n.
+/// Returns the n new values followed by the values read (`'0'` when missing).
+const TICK_AND_READ_LUA: &str = r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return redis.status_reply('STATE_LOST')
+end
+local n = tonumber(ARGV[2])
+for i = 2, n + 1 do
+  local value = redis.call('GET', KEYS[i])
+  if value and not (string.match(value, '^%d+$')
+      and (#value < 19 or (#value == 19 and value < '9223372036854775807'))) then
+    return redis.status_reply('NOT_INCREMENTABLE ' .. (i - 1))
+  end
+end
+local read = {}
+for i = n + 2, #KEYS do
+  read[#read + 1] = redis.call('GET', KEYS[i]) or '0'
+end
+local values = {}
+for i = 2, n + 1 do
+  redis.call('INCR', KEYS[i])
+  values[i - 1] = redis.call('GET', KEYS[i])
+end
+for _, value in ipairs(read) do
+  values[#values + 1] = value
+end
+return values
+";
+
 /// The values of the counters, in order, `'0'` for a missing one.
 ///
 /// KEYS[1]: the epoch key; KEYS[2..]: the counters. ARGV[1]: the expected epoch.
@@ -206,6 +239,9 @@ pub(crate) static EPOCH: LazyLock<Script> = LazyLock::new(|| Script::new(EPOCH_L
 pub(crate) static TICK: LazyLock<Script> = LazyLock::new(|| Script::new(TICK_LUA));
 /// See [`READ_LUA`].
 pub(crate) static READ: LazyLock<Script> = LazyLock::new(|| Script::new(READ_LUA));
+/// [`TICK_AND_READ_LUA`], prepared.
+pub(crate) static TICK_AND_READ: LazyLock<Script> =
+    LazyLock::new(|| Script::new(TICK_AND_READ_LUA));
 /// See [`ADVANCE_LUA`].
 pub(crate) static ADVANCE: LazyLock<Script> = LazyLock::new(|| Script::new(ADVANCE_LUA));
 /// See [`TRY_ACQUIRE_LUA`].

@@ -87,6 +87,39 @@ pub async fn fresh_counters_read_zero(clock: &dyn Clock) {
     );
 }
 
+/// `tick_and_read` ticks its increments and reads its reads, the reads taken
+/// no later than the tick (a counter both read and ticked reads its old value).
+pub async fn tick_and_read_reads_no_later_than_the_tick(clock: &dyn Clock) {
+    let keys = keys("tick-read", 3);
+    let (a, b, c) = (keys[0].clone(), keys[1].clone(), keys[2].clone());
+    clock.advance(&[(a.clone(), 5)]).await.expect("advance");
+    let (ticked, read) = clock
+        .tick_and_read(&[b.clone()], &[a.clone(), c.clone()])
+        .await
+        .expect("tick_and_read");
+    assert_eq!(
+        (ticked, read),
+        (vec![1], vec![5, 0]),
+        "ticks the increments, reads the reads"
+    );
+    let (ticked, read) = clock
+        .tick_and_read(&[a.clone()], &[a.clone()])
+        .await
+        .expect("tick_and_read");
+    assert_eq!(
+        (ticked, read),
+        (vec![6], vec![5]),
+        "a counter read and ticked reads its value before the tick"
+    );
+    let (ticked, read) = clock
+        .tick_and_read(&[c.clone()], &[])
+        .await
+        .expect("tick_and_read");
+    assert_eq!((ticked, read), (vec![1], vec![]), "no reads: a plain tick");
+    let values = clock.read(&[a, b, c]).await.expect("read");
+    assert_eq!(values, vec![6, 1, 1]);
+}
+
 /// `tick` adds one to each key and returns the new values in key order.
 pub async fn tick_increments_each_key(clock: &dyn Clock) {
     let keys = keys("tick", 3);
@@ -295,6 +328,7 @@ pub async fn run_all(clock: Arc<dyn Clock>) {
     let c = clock.as_ref();
     fresh_counters_read_zero(c).await;
     tick_increments_each_key(c).await;
+    tick_and_read_reads_no_later_than_the_tick(c).await;
     advance_raises_never_lowers(c).await;
     wait_until_returns_when_reached(c).await;
     wait_until_woken_by_advance(c).await;
