@@ -94,7 +94,7 @@ pub async fn tick_and_read_reads_no_later_than_the_tick(clock: &dyn Clock) {
     let (a, b, c) = (keys[0].clone(), keys[1].clone(), keys[2].clone());
     clock.advance(&[(a.clone(), 5)]).await.expect("advance");
     let (ticked, read) = clock
-        .tick_and_read(&[b.clone()], &[a.clone(), c.clone()])
+        .tick_and_read(std::slice::from_ref(&b), &[a.clone(), c.clone()])
         .await
         .expect("tick_and_read");
     assert_eq!(
@@ -103,7 +103,7 @@ pub async fn tick_and_read_reads_no_later_than_the_tick(clock: &dyn Clock) {
         "ticks the increments, reads the reads"
     );
     let (ticked, read) = clock
-        .tick_and_read(&[a.clone()], &[a.clone()])
+        .tick_and_read(std::slice::from_ref(&a), std::slice::from_ref(&a))
         .await
         .expect("tick_and_read");
     assert_eq!(
