@@ -112,7 +112,7 @@ pub async fn tick_and_read_reads_no_later_than_the_tick(clock: &dyn Clock) {
         "a counter read and ticked reads its value before the tick"
     );
     let (ticked, read) = clock
-        .tick_and_read(&[c.clone()], &[])
+        .tick_and_read(std::slice::from_ref(&c), &[])
         .await
         .expect("tick_and_read");
     assert_eq!((ticked, read), (vec![1], vec![]), "no reads: a plain tick");
