@@ -95,8 +95,8 @@ async fn recorder(app: &str) -> (Promiscuous, Arc<NullBroker>) {
     (publisher, null)
 }
 
-#[tokio::test]
-async fn a_write_in_a_causal_scope_waits_for_what_the_scope_wrote_before() {
+/// Publishes author 1 then post 10 in one causal scope, recording the messages.
+async fn author_then_post_in_a_scope() -> (String, Arc<NullBroker>) {
     let app = fresh("blog");
     let (publisher, null) = recorder(&app).await;
     causal_scope(async {
@@ -117,6 +117,12 @@ async fn a_write_in_a_causal_scope_waits_for_what_the_scope_wrote_before() {
             .unwrap();
     })
     .await;
+    (app, null)
+}
+
+#[tokio::test]
+async fn a_write_in_a_causal_scope_waits_for_what_the_scope_wrote_before() {
+    let (app, null) = author_then_post_in_a_scope().await;
     let messages = null.published();
     let post = messages[1].message().unwrap();
     let reads = &post.operations[0].dependencies.read;
@@ -203,26 +209,7 @@ async fn depends_on_and_find_record_read_dependencies_only_inside_a_scope() {
 
 #[tokio::test]
 async fn read_dependencies_on_endpoints_a_subscriber_does_not_bind_are_ignored() {
-    let app = fresh("blog");
-    let (publisher, null) = recorder(&app).await;
-    causal_scope(async {
-        publisher
-            .create(&Author {
-                id: 1,
-                name: "Ann".into(),
-            })
-            .await
-            .unwrap();
-        publisher
-            .create(&Post {
-                id: 10,
-                author_id: 1,
-                title: "Hello".into(),
-            })
-            .await
-            .unwrap();
-    })
-    .await;
+    let (_, null) = author_then_post_in_a_scope().await;
     let post = &null.published()[1];
     let apps = Apps::new(&fresh("unused"), |b| {
         b.subscriber::<models::replica::Post>()

@@ -110,6 +110,24 @@ impl Recorder {
     }
 }
 
+/// Injects the recorded messages at `indices` into the subscriber's queue, in that order.
+fn deliver(apps: &Apps, messages: &[(String, Vec<u8>)], indices: impl IntoIterator<Item = usize>) {
+    for i in indices {
+        apps.broker.inject("mailer", &messages[i].0, &messages[i].1);
+    }
+}
+
+/// A subscriber with a small prefetch window and one runner.
+async fn narrow_window(prefetch: u16, recovery_timeout: Duration) -> Apps {
+    Apps::new(&fresh("unused"), |b| {
+        b.subscriber::<models::replica::Counter>()
+            .prefetch(prefetch)
+            .runners(1)
+            .recovery_timeout(recovery_timeout)
+    })
+    .await
+}
+
 /// Runs a program of writes: `(id, Some(n))` sets counter `id` to `n`
 /// (creating it the first time), `(id, None)` destroys it.
 async fn run(
@@ -377,9 +395,7 @@ async fn a_duplicate_delivery_is_acknowledged_and_not_applied_again() {
     let messages = recorder.messages();
     let apps = subscriber_apps(Mode::Causal).await;
     let mut worker = apps.worker().await;
-    for i in [0, 0, 1, 0, 1, 1] {
-        apps.broker.inject("mailer", &messages[i].0, &messages[i].1);
-    }
+    deliver(&apps, &messages, [0, 0, 1, 0, 1, 1]);
     settled(&worker, 6).await;
     let stats = worker.stats();
     assert_eq!(stats.applied, 2);
@@ -399,9 +415,7 @@ async fn a_missing_operation_is_skipped_after_the_recovery_timeout_and_reported(
     })
     .await;
     let mut worker = apps.worker().await;
-    for i in [0, 2] {
-        apps.broker.inject("mailer", &messages[i].0, &messages[i].1);
-    }
+    deliver(&apps, &messages, [0, 2]);
     applied(&worker, 2).await;
     assert_eq!(worker.stats().recovered, 1);
     assert_eq!(observed(&recorder.app)[&1], vec!["1", "3"]);
@@ -415,7 +429,7 @@ async fn a_missing_operation_is_skipped_after_the_recovery_timeout_and_reported(
         "the Recover error names the counter and versions: {errors:?}"
     );
     // The lost message arriving late is recognised as already passed.
-    apps.broker.inject("mailer", &messages[1].0, &messages[1].1);
+    deliver(&apps, &messages, [1]);
     settled(&worker, 3).await;
     assert_eq!(worker.stats().duplicates, 1);
     assert_eq!(replica_state(&apps)[&1], 3);
@@ -433,8 +447,8 @@ async fn an_update_of_a_missing_record_creates_it_and_a_destroy_of_one_is_a_no_o
     let messages = recorder.messages();
     let apps = subscriber_apps(Mode::Causal).await;
     let mut worker = apps.worker().await;
-    apps.broker.inject("mailer", &messages[0].0, &messages[0].1);
-    apps.broker.inject("mailer", &messages[2].0, &messages[2].1);
+    deliver(&apps, &messages, [0]);
+    deliver(&apps, &messages, [2]);
     applied(&worker, 2).await;
     // The subscriber's database loses both records behind promiscuous' back.
     use promiscuous::Storage;
@@ -442,8 +456,8 @@ async fn an_update_of_a_missing_record_creates_it_and_a_destroy_of_one_is_a_no_o
         .delete("Counter", &promiscuous::Filter::default())
         .await
         .unwrap();
-    apps.broker.inject("mailer", &messages[1].0, &messages[1].1);
-    apps.broker.inject("mailer", &messages[3].0, &messages[3].1);
+    deliver(&apps, &messages, [1]);
+    deliver(&apps, &messages, [3]);
     settled(&worker, 4).await;
     assert_eq!(
         replica_state(&apps),
@@ -470,9 +484,7 @@ async fn weak_mode_drops_stale_operations_and_never_waits() {
     let messages = recorder.messages();
     let apps = subscriber_apps(Mode::Weak).await;
     let mut worker = apps.worker().await;
-    for i in [3, 1, 2, 0] {
-        apps.broker.inject("mailer", &messages[i].0, &messages[i].1);
-    }
+    deliver(&apps, &messages, [3, 1, 2, 0]);
     settled(&worker, 4).await;
     assert_eq!(
         observed(&recorder.app)[&1],
@@ -496,9 +508,7 @@ async fn global_mode_applies_an_endpoint_in_publish_order() {
     let messages = recorder.messages();
     let apps = subscriber_apps(Mode::Global).await;
     let mut worker = apps.worker().await;
-    for i in [2, 1, 0] {
-        apps.broker.inject("mailer", &messages[i].0, &messages[i].1);
-    }
+    deliver(&apps, &messages, [2, 1, 0]);
     applied(&worker, 3).await;
     assert_eq!(
         JOURNAL.entries(&recorder.app),
@@ -515,9 +525,7 @@ async fn unordered_mode_applies_as_delivered() {
     let messages = recorder.messages();
     let apps = subscriber_apps(Mode::Unordered).await;
     let mut worker = apps.worker().await;
-    for i in [1, 0] {
-        apps.broker.inject("mailer", &messages[i].0, &messages[i].1);
-    }
+    deliver(&apps, &messages, [1, 0]);
     applied(&worker, 2).await;
     assert_eq!(observed(&recorder.app)[&1], vec!["2", "1"]);
     worker.shutdown().await;
@@ -530,13 +538,13 @@ async fn operations_of_one_record_wait_for_the_earlier_one_in_real_time() {
     let messages = recorder.messages();
     let apps = subscriber_apps(Mode::Causal).await;
     let mut worker = apps.worker().await;
-    apps.broker.inject("mailer", &messages[1].0, &messages[1].1);
+    deliver(&apps, &messages, [1]);
     let early = eventually(Duration::from_millis(200), || async {
         worker.stats().applied > 0
     })
     .await;
     assert!(!early, "the update must wait for the create");
-    apps.broker.inject("mailer", &messages[0].0, &messages[0].1);
+    deliver(&apps, &messages, [0]);
     applied(&worker, 2).await;
     assert_eq!(observed(&recorder.app)[&1], vec!["1", "2"]);
     let _ = PATIENCE;
@@ -549,18 +557,10 @@ async fn waiting_messages_that_fill_the_prefetch_window_step_aside_instead_of_de
     let program: Vec<(i64, Option<i64>)> = (1..=8).map(|n| (1, Some(n))).collect();
     run(&recorder, &program).await;
     let messages = recorder.messages();
-    let apps = Apps::new(&fresh("unused"), |b| {
-        b.subscriber::<models::replica::Counter>()
-            .prefetch(3)
-            .runners(1)
-            .recovery_timeout(Duration::from_secs(60))
-    })
-    .await;
+    let apps = narrow_window(3, Duration::from_secs(60)).await;
     let mut worker = apps.worker().await;
     // The create comes last: the first three messages fill the window waiting for it.
-    for i in (1..messages.len()).chain([0]) {
-        apps.broker.inject("mailer", &messages[i].0, &messages[i].1);
-    }
+    deliver(&apps, &messages, (1..messages.len()).chain([0]));
     applied(&worker, 8).await;
     let stats = worker.stats();
     assert!(stats.deferred > 0, "{stats:?}");
@@ -582,17 +582,9 @@ async fn many_missing_predecessors_with_a_full_window_still_recover_within_the_t
         .collect();
     run(&recorder, &program).await;
     let messages = recorder.messages();
-    let apps = Apps::new(&fresh("unused"), |b| {
-        b.subscriber::<models::replica::Counter>()
-            .prefetch(2)
-            .runners(1)
-            .recovery_timeout(Duration::from_millis(300))
-    })
-    .await;
+    let apps = narrow_window(2, Duration::from_millis(300)).await;
     let mut worker = apps.worker().await;
-    for i in (1..messages.len()).step_by(2) {
-        apps.broker.inject("mailer", &messages[i].0, &messages[i].1);
-    }
+    deliver(&apps, &messages, (1..messages.len()).step_by(2));
     let recovered = eventually(Duration::from_secs(10), || async {
         worker.stats().applied == 6
     })
@@ -620,9 +612,7 @@ async fn recovery_skips_only_the_missing_operation_when_records_share_a_counter(
     .await;
     let mut worker = apps.worker().await;
     // The first message is lost; the others arrive, newest first.
-    for i in (1..messages.len()).rev() {
-        apps.broker.inject("mailer", &messages[i].0, &messages[i].1);
-    }
+    deliver(&apps, &messages, (1..messages.len()).rev());
     applied(&worker, 4).await;
     let stats = worker.stats();
     assert_eq!((stats.recovered, stats.duplicates), (1, 0), "{stats:?}");
@@ -655,9 +645,7 @@ async fn an_operation_of_a_message_whose_record_moved_on_is_not_applied_again() 
     assert_eq!(messages.len(), 3);
     let apps = subscriber_apps(Mode::Weak).await;
     let mut worker = apps.worker().await;
-    for i in [0, 2, 1] {
-        apps.broker.inject("mailer", &messages[i].0, &messages[i].1);
-    }
+    deliver(&apps, &messages, [0, 2, 1]);
     settled(&worker, 3).await;
     assert_eq!(
         replica_state(&apps),

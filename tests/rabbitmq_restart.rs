@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use counters::{increment, regressions, states, CounterCopy, ReplicatedCounter};
+use counters::{assert_caught_up, increment, CounterCopy, ReplicatedCounter};
 use promiscuous::core::testkit::{eventually, unique};
 use promiscuous::memory::MemoryStorage;
 use promiscuous::{Promiscuous, Storage};
@@ -107,21 +107,13 @@ async fn a_broker_restart_loses_nothing_and_the_worker_resumes() {
         })
         .await
     );
-    let expected = states(source.as_ref(), "ReplicatedCounter").await;
-    let caught_up = eventually(Duration::from_secs(120), || async {
-        states(replica.as_ref(), "CounterCopy").await == expected
-    })
+    assert_caught_up(
+        source.as_ref(),
+        replica.as_ref(),
+        &worker,
+        Duration::from_secs(120),
+    )
     .await;
-    assert!(
-        caught_up,
-        "the subscriber ends equal to the publisher: {:?}",
-        worker.stats()
-    );
-    assert_eq!(
-        regressions(),
-        vec![],
-        "no counter was ever seen going back to an older state"
-    );
     assert!(worker.is_running(), "the worker resumed by itself");
     worker.shutdown().await;
 }

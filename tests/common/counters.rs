@@ -110,3 +110,28 @@ pub async fn states(storage: &dyn Storage, model: &str) -> BTreeMap<i64, i64> {
         .map(|r| (r["id"].as_i64().unwrap(), r["n"].as_i64().unwrap()))
         .collect()
 }
+
+/// Waits up to `limit` until the replica holds the publisher's states, then
+/// checks that no counter was ever seen going back to an older state.
+pub async fn assert_caught_up(
+    source: &dyn Storage,
+    replica: &dyn Storage,
+    worker: &promiscuous::Worker,
+    limit: std::time::Duration,
+) {
+    let expected = states(source, "ReplicatedCounter").await;
+    let caught_up = promiscuous::core::testkit::eventually(limit, || async {
+        states(replica, "CounterCopy").await == expected
+    })
+    .await;
+    assert!(
+        caught_up,
+        "the subscriber ends equal to the publisher: {:?}",
+        worker.stats()
+    );
+    assert_eq!(
+        regressions(),
+        vec![],
+        "no counter was ever seen going back to an older state"
+    );
+}

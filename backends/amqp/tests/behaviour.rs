@@ -89,6 +89,17 @@ async fn queue_exists(connection: &Connection, queue: &str) -> bool {
 
 /// Closes a raw connection. (lapin 4 reports an error when a dropped
 /// channel's automatic close is still in flight; the connection closes anyway.)
+/// A fresh endpoint and queue name for one test.
+fn names() -> (String, String) {
+    (format!("{}/{}", unique("app"), unique("user")), unique("q"))
+}
+
+/// Deletes the test's queues and closes its broker.
+async fn finish(broker: &AmqpBroker, queue: &str) {
+    broker.delete_subscription(queue).await.expect("clean up");
+    broker.close().await.expect("close");
+}
+
 async fn close_raw(raw: Connection) {
     let _ = raw.close(200, "OK".into()).await;
 }
@@ -170,16 +181,14 @@ async fn endpoints_route_with_dotted_keys_and_patterns() {
     );
 
     drop(consumer);
-    broker.delete_subscription(&queue).await.expect("clean up");
-    broker.close().await.expect("close");
+    finish(&broker, &queue).await;
     close_raw(raw).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn retry_waits_the_delay_and_counts_attempts() {
     let broker = connect().await;
-    let endpoint = format!("{}/{}", unique("app"), unique("user"));
-    let queue = unique("q");
+    let (endpoint, queue) = names();
     let mut consumer = broker
         .subscribe(&subscription(&queue, &[&endpoint], 10))
         .await
@@ -230,8 +239,7 @@ async fn retry_waits_the_delay_and_counts_attempts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn dead_letters_are_parked_with_reason_and_attempts() {
     let broker = connect().await;
-    let endpoint = format!("{}/{}", unique("app"), unique("user"));
-    let queue = unique("q");
+    let (endpoint, queue) = names();
     let mut consumer = broker
         .subscribe(&subscription(&queue, &[&endpoint], 10))
         .await
@@ -291,15 +299,13 @@ async fn dead_letters_are_parked_with_reason_and_attempts() {
         .is_empty());
 
     drop(consumer);
-    broker.delete_subscription(&queue).await.expect("clean up");
-    broker.close().await.expect("close");
+    finish(&broker, &queue).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn defer_moves_the_message_behind_the_others_without_counting_an_attempt() {
     let broker = connect().await;
-    let endpoint = format!("{}/{}", unique("app"), unique("user"));
-    let queue = unique("q");
+    let (endpoint, queue) = names();
     let mut consumer = broker
         .subscribe(&subscription(&queue, &[&endpoint], 10))
         .await
@@ -329,8 +335,7 @@ async fn defer_moves_the_message_behind_the_others_without_counting_an_attempt()
     nothing(consumer.as_mut(), "both messages were acknowledged").await;
 
     drop(consumer);
-    broker.delete_subscription(&queue).await.expect("clean up");
-    broker.close().await.expect("close");
+    finish(&broker, &queue).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -358,8 +363,7 @@ async fn messages_published_before_any_subscription_are_dropped() {
     delivery.ack().await.expect("ack");
 
     drop(consumer);
-    broker.delete_subscription(&queue).await.expect("clean up");
-    broker.close().await.expect("close");
+    finish(&broker, &queue).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 8)]
@@ -367,8 +371,7 @@ async fn concurrent_publishes_are_all_confirmed_and_delivered_once() {
     const TASKS: usize = 8;
     const PER_TASK: usize = 250;
     let broker = Arc::new(connect().await);
-    let endpoint = format!("{}/{}", unique("app"), unique("user"));
-    let queue = unique("q");
+    let (endpoint, queue) = names();
     let mut consumer = broker
         .subscribe(&subscription(&queue, &[&endpoint], 200))
         .await
@@ -409,15 +412,13 @@ async fn concurrent_publishes_are_all_confirmed_and_delivered_once() {
     println!("2,000 confirmed publishes from {TASKS} tasks in {published_in:?}");
 
     drop(consumer);
-    broker.delete_subscription(&queue).await.expect("clean up");
-    broker.close().await.expect("close");
+    finish(&broker, &queue).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_dropped_delivery_is_requeued() {
     let broker = connect().await;
-    let endpoint = format!("{}/{}", unique("app"), unique("user"));
-    let queue = unique("q");
+    let (endpoint, queue) = names();
     let mut consumer = broker
         .subscribe(&subscription(&queue, &[&endpoint], 1))
         .await
@@ -436,8 +437,7 @@ async fn a_dropped_delivery_is_requeued() {
     two.ack().await.expect("ack");
 
     drop(consumer);
-    broker.delete_subscription(&queue).await.expect("clean up");
-    broker.close().await.expect("close");
+    finish(&broker, &queue).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -574,8 +574,7 @@ async fn bad_names_are_refused_permanently() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn settling_after_close_fails_and_consumers_end() {
     let broker = connect().await;
-    let endpoint = format!("{}/{}", unique("app"), unique("user"));
-    let queue = unique("q");
+    let (endpoint, queue) = names();
     let mut consumer = broker
         .subscribe(&subscription(&queue, &[&endpoint], 10))
         .await
@@ -614,8 +613,7 @@ async fn refused_credentials_are_a_permanent_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn channel_errors_do_not_disturb_the_connection() {
     let broker = connect().await;
-    let endpoint = format!("{}/{}", unique("app"), unique("user"));
-    let queue = unique("q");
+    let (endpoint, queue) = names();
     let mut consumer = broker
         .subscribe(&subscription(&queue, &[&endpoint], 10))
         .await
@@ -647,6 +645,5 @@ async fn channel_errors_do_not_disturb_the_connection() {
         delivery.ack().await.expect("ack");
     }
     drop(consumer);
-    broker.delete_subscription(&queue).await.expect("clean up");
-    broker.close().await.expect("close");
+    finish(&broker, &queue).await;
 }
