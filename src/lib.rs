@@ -22,6 +22,7 @@
 //! | storage, in memory | [`memory::MemoryStorage`] | `promiscuous-memory` | always |
 //! | broker, RabbitMQ | `amqp://user:pass@host:5672/vhost` | `promiscuous-amqp` | `amqp` |
 //! | lock and clock, Redis | `redis://host:6379/?prefix=app:` | `promiscuous-redis` | `redis` |
+//! | publishing and storage, sea-orm (SQLite, PostgreSQL, MySQL/MariaDB) | `sql::SqlPublisher`, `sql::SqlStorage` | `promiscuous-sql` | `sql` |
 //!
 //! Instances created with the same `memory://name` in one process share one
 //! broker (or clock, or lock), so two apps can replicate in one test.
@@ -115,6 +116,9 @@ pub use promiscuous_amqp as amqp;
 /// The Redis lock and clock (feature `redis`).
 #[cfg(feature = "redis")]
 pub use promiscuous_redis as redis;
+/// Publishing and subscribing sea-orm entities (feature `sql`).
+#[cfg(feature = "sql")]
+pub use promiscuous_sql as sql;
 /// Contract testing (feature `validate`): mock export, mock publishers, `validate::publishers` / `validate::subscribers`.
 #[cfg(feature = "validate")]
 pub use promiscuous_validate as validate;

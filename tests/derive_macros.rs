@@ -470,3 +470,29 @@ fn registrations_are_collected() {
         );
     }
 }
+
+/// A subscriber named for the storage apart from its Rust type (a sea-orm `Model`).
+#[derive(Debug, Serialize, Deserialize, Subscribe)]
+#[subscribe(model = "Customer")]
+struct Model {
+    id: i64,
+    #[subscribe]
+    name: String,
+}
+
+/// Both names, when the published type differs from the stored model.
+#[derive(Debug, Serialize, Deserialize, Subscribe)]
+#[subscribe(model = "Client", as = "User")]
+struct ClientRow {
+    id: i64,
+}
+
+#[test]
+fn subscriber_model_option_names_the_stored_model_and_defaults_as() {
+    let def = <Model as Subscribe>::definition();
+    assert_eq!((def.model, def.as_name), ("Customer", "Customer"));
+    assert_eq!(def.from_pattern(), "*/customer");
+    let def = <ClientRow as Subscribe>::definition();
+    assert_eq!((def.model, def.as_name), ("Client", "User"));
+    assert_eq!(def.from_pattern(), "*/user");
+}

@@ -109,7 +109,8 @@ pub fn derive_publish(input: TokenStream) -> TokenStream {
 /// | option | meaning |
 /// |---|---|
 /// | `from = "app/model"` | endpoint pattern (default `*/snake_case(as)`) |
-/// | `as = "Name"` | the published type this model stands for (default: the struct name) |
+/// | `as = "Name"` | the published type this model stands for (default: `model`) |
+/// | `model = "Name"` | the model's name given to the storage (default: the struct name); for a sea-orm entity's `Model` struct |
 /// | `parent = Path` | polymorphism: the parent `Subscribe` type |
 /// | `foreign_key = "field"` | local field holding the publisher's id (default `id`) |
 /// | `observer` | store nothing, only run callbacks |

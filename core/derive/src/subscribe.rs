@@ -8,7 +8,7 @@ use crate::spec::{
     SubscriberSpec,
 };
 
-const STRUCT_OPTIONS: &str = "from, as, parent, foreign_key, observer, callbacks, crate";
+const STRUCT_OPTIONS: &str = "from, as, model, parent, foreign_key, observer, callbacks, crate";
 const FIELD_OPTIONS: &str = "embeds (or a bare `#[subscribe]`)";
 
 /// Struct-level `#[subscribe(...)]` options.
@@ -16,6 +16,7 @@ const FIELD_OPTIONS: &str = "embeds (or a bare `#[subscribe]`)";
 struct StructOptions {
     from: Option<LitStr>,
     as_name: Option<LitStr>,
+    model: Option<LitStr>,
     parent: Option<Path>,
     foreign_key: Option<LitStr>,
     observer: Option<()>,
@@ -40,6 +41,10 @@ fn struct_options(input: &DeriveInput) -> syn::Result<StructOptions> {
                 "as" => {
                     let lit = non_empty("as", meta.value()?.parse()?)?;
                     set_once(&mut o.as_name, lit, "subscribe option `as`", span)
+                }
+                "model" => {
+                    let lit = non_empty("model", meta.value()?.parse()?)?;
+                    set_once(&mut o.model, lit, "subscribe option `model`", span)
                 }
                 "parent" => {
                     let path = meta.value()?.parse()?;
@@ -110,8 +115,10 @@ pub(crate) fn parse(input: &DeriveInput) -> syn::Result<SubscriberSpec> {
     Ok(SubscriberSpec {
         krate: options.krate.unwrap_or_else(default_crate),
         target: ident.clone().into(),
-        model: LitStr::new(&unraw(ident), ident.span()),
-        as_name: options.as_name,
+        as_name: options.as_name.or_else(|| options.model.clone()),
+        model: options
+            .model
+            .unwrap_or_else(|| LitStr::new(&unraw(ident), ident.span())),
         from: options.from,
         parent: options.parent,
         foreign_key: options.foreign_key,

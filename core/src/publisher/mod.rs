@@ -7,8 +7,10 @@
 mod pipeline;
 mod records;
 mod scope;
+mod staged;
 mod transaction;
 
 pub use pipeline::{PendingWrite, Produced};
 pub use scope::{causal_scope, in_causal_scope};
+pub use staged::{Prepared, Staged};
 pub use transaction::Transaction;

@@ -71,11 +71,11 @@ fn push_unique(list: &mut Vec<String>, item: String) {
 }
 
 /// The operations of one message before their versions are known.
-struct Plan {
-    operations: Vec<Operation>,
+pub(super) struct Plan {
+    pub(super) operations: Vec<Operation>,
     /// Distinct endpoints, in order: the message goes to each.
-    endpoints: Vec<String>,
-    locks: BTreeSet<String>,
+    pub(super) endpoints: Vec<String>,
+    pub(super) locks: BTreeSet<String>,
     /// Counter keys to tick: endpoint counters, then record counters.
     increments: Vec<String>,
     /// Counter keys to read: records the task depends on.
@@ -83,11 +83,19 @@ struct Plan {
 }
 
 impl Runtime {
+    /// A lock owner tag unique to one publish of this process.
+    pub(super) fn next_owner(&self) -> String {
+        let sequence = self
+            .lock_sequence
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        format!("{}:{sequence}", self.owner)
+    }
+
     fn clock_key(&self, counter: &str) -> String {
         format!("p:{}:{counter}", self.config.generation)
     }
 
-    fn plan(&self, writes: &[PendingWrite]) -> Plan {
+    pub(super) fn plan(&self, writes: &[PendingWrite]) -> Plan {
         let app = &self.config.app;
         let hash_size = self.config.hash_size;
         let mut plan = Plan {
@@ -184,7 +192,7 @@ impl Runtime {
         }
     }
 
-    async fn release_all(&self, keys: &[String], owner: &str) {
+    pub(super) async fn release_all(&self, keys: &[String], owner: &str) {
         for key in keys {
             if let Err(e) = self.lock.release(key, owner).await {
                 self.report(&Error::from(e));
@@ -193,7 +201,7 @@ impl Runtime {
     }
 
     /// Takes one lock, waiting up to `lock_timeout`.
-    async fn acquire(&self, key: &str, owner: &str, recovery: &[u8]) -> Result<()> {
+    pub(super) async fn acquire(&self, key: &str, owner: &str, recovery: &[u8]) -> Result<()> {
         let started = Instant::now();
         let mut pause = Duration::from_millis(2);
         loop {
@@ -226,7 +234,7 @@ impl Runtime {
     }
 
     /// Takes the versions of a plan in one clock step and fills the dependencies.
-    async fn take_versions(&self, plan: &mut Plan) -> Result<()> {
+    pub(super) async fn take_versions(&self, plan: &mut Plan) -> Result<()> {
         let increments: Vec<String> = plan.increments.iter().map(|k| self.clock_key(k)).collect();
         let reads: Vec<String> = plan.reads.iter().map(|k| self.clock_key(k)).collect();
         let (ticked, read) = self.clock.tick_and_read(&increments, &reads).await?;
@@ -265,7 +273,7 @@ impl Runtime {
         Ok(())
     }
 
-    fn message(&self, operations: Vec<Operation>) -> Message {
+    pub(super) fn message(&self, operations: Vec<Operation>) -> Message {
         Message {
             format: FORMAT_VERSION,
             app: self.config.app.clone(),
@@ -277,7 +285,7 @@ impl Runtime {
     }
 
     /// Publishes to every endpoint, retrying temporary failures until the locks would expire.
-    async fn send(&self, endpoints: &[String], message: &Message) -> Result<()> {
+    pub(super) async fn send(&self, endpoints: &[String], message: &Message) -> Result<()> {
         let payload = message.encode();
         let deadline = Instant::now() + self.config.lock_ttl;
         for endpoint in endpoints {
@@ -298,7 +306,7 @@ impl Runtime {
     }
 
     /// Tells subscribers that the versions of a failed write carry nothing.
-    async fn publish_noop(&self, plan: &Plan) {
+    pub(super) async fn publish_noop(&self, plan: &Plan) {
         let operations = plan
             .operations
             .iter()
@@ -401,10 +409,7 @@ impl Promiscuous {
             }));
         }
         let mut plan = rt.plan(&writes);
-        let sequence = rt
-            .lock_sequence
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let owner = format!("{}:{sequence}", rt.owner);
+        let owner = rt.next_owner();
         let recovery = serde_json::json!({
             "operations": plan.operations.iter().map(|op| serde_json::json!({
                 "endpoint": op.endpoint, "id": op.id, "operation": op.operation.as_str(),

@@ -350,8 +350,7 @@ async fn process(state: &State, message: &Message, attempt: u32) -> Result<Proce
                     .acquire()
                     .await
                     .map_err(|_| Error::Shutdown("the worker's runner pool is closed"))?;
-                let applied =
-                    apply(state, message, &ops, |i| gates.already_applied(i, &values)).await;
+                let applied = apply(state, message, &ops, &gates, &values).await;
                 if let Err(error) = applied {
                     // The message comes back after its retry delay: until then,
                     // messages waiting on its counters must not skip it.
@@ -414,18 +413,46 @@ async fn process(state: &State, message: &Message, attempt: u32) -> Result<Proce
     }
 }
 
-/// Applies the operations of a ready message, except those `already_applied`
-/// (a message some of whose counters were passed, by another copy or by recovery).
+/// Applies the operations of a ready message, except those already applied
+/// (a message some of whose counters were passed, by another copy or by
+/// recovery).
+///
+/// With a storage that has transactions, the operations and the versions they
+/// bring are committed together, and versions recorded in the database count
+/// as applied: a message redelivered after a crash between the commit and the
+/// clock's advance is recognised there and not applied twice.
 async fn apply(
     state: &State,
     message: &Message,
     ops: &[&Operation],
-    already_applied: impl Fn(usize) -> bool,
+    gates: &Gates,
+    values: &[u64],
 ) -> Result<()> {
     let rt = &state.rt;
-    let storage = rt.storage.as_deref();
+    let transaction = match rt.storage.as_deref() {
+        Some(storage) if needs_storage(state, ops) => storage.begin().await?,
+        _ => None,
+    };
+    let mut values = values.to_vec();
+    if let Some(tx) = &transaction {
+        let keys: Vec<String> = gates.writes.iter().map(|g| g.key.clone()).collect();
+        let recorded = tx.applied_versions(&keys).await?;
+        let mut replayed = false;
+        for (value, recorded) in values.iter_mut().zip(recorded) {
+            replayed |= recorded > *value;
+            *value = (*value).max(recorded);
+        }
+        if replayed {
+            Counters::bump(&state.counters.duplicates);
+            tracing::info!(app = %message.app, "operations already committed in the database (a replay after a crash) are not applied again");
+        }
+    }
+    let storage = match &transaction {
+        Some(tx) => Some(tx.storage()),
+        None => rt.storage.as_deref(),
+    };
     for (index, op) in ops.iter().enumerate() {
-        if op.operation == OperationKind::Noop || already_applied(index) {
+        if op.operation == OperationKind::Noop || gates.already_applied(index, &values) {
             Counters::bump(&state.counters.skipped);
             continue;
         }
@@ -441,5 +468,21 @@ async fn apply(
         };
         Counters::bump(counter);
     }
+    if let Some(tx) = transaction {
+        tx.record_applied(&gates.targets()).await?;
+        tx.commit().await?;
+    }
     Ok(())
+}
+
+/// Whether any operation goes to a model stored through the storage.
+fn needs_storage(state: &State, ops: &[&Operation]) -> bool {
+    ops.iter().any(|op| {
+        op.operation != OperationKind::Noop
+            && state
+                .rt
+                .router
+                .route(op)
+                .is_some_and(|handler| !handler.definition().is_observer())
+    })
 }

@@ -1,19 +1,110 @@
 //! Conformance suite for [`Storage`] implementations.
 //!
-//! Every function writes to its own models (named with [`unique`]), so the
-//! functions can run in parallel against one shared store. This suits stores
-//! that create a model's collection on first write (memory, document stores);
-//! a store with a fixed schema checks the same behaviours with its own models.
+//! The functions take a [`StorageFixture`]: the store under test, and a way
+//! to get a fresh model for each check. Every [`Storage`] is its own
+//! schemaless fixture (models are named with [`unique`], and created by the
+//! first write), so `storage::run_all(&MemoryStorage::new())` works as is. A
+//! store with a fixed schema implements the fixture itself: its
+//! [`model`](StorageFixture::model) creates a table with the suite's
+//! [`COLUMNS`] and registers it, and its [`schema`](StorageFixture::schema)
+//! is [`Schema::Fixed`]. Every function writes to its own models, so the
+//! functions can run in parallel against one shared store.
+//!
+//! The transaction functions check [`Storage::begin`] and
+//! [`StorageTransaction`]; on a store without transactions they only check
+//! that `begin` returns `None`.
 
+use async_trait::async_trait;
 use serde_json::{json, Value};
 
 use super::{unique, PATIENCE};
-use crate::traits::{Filter, Record, Storage};
+use crate::traits::{Filter, Record, Storage, StorageTransaction};
+
+/// How the store under test keeps models, where stores legitimately differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Schema {
+    /// A model is created by its first write; a record holds exactly the
+    /// attributes written; `find` returns records in insertion order.
+    Schemaless,
+    /// A model is a table with the suite's [`COLUMNS`]: attributes never
+    /// written read back as null, and `find` returns records in primary-key
+    /// (`id`) order.
+    Fixed,
+}
+
+/// The type of a column of the suite's models (see [`COLUMNS`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnKind {
+    /// A 64-bit integer.
+    Integer,
+    /// Text.
+    Text,
+    /// A boolean.
+    Boolean,
+    /// Any JSON value (arrays and objects).
+    Json,
+}
+
+/// Every attribute the suite writes, with its type: what a fixed-schema
+/// fixture's tables hold. `id` is the primary key (assigned by the suite,
+/// never generated); every other column is nullable.
+pub const COLUMNS: &[(&str, ColumnKind)] = &[
+    ("id", ColumnKind::Integer),
+    ("name", ColumnKind::Text),
+    ("age", ColumnKind::Integer),
+    ("group", ColumnKind::Text),
+    ("email", ColumnKind::Text),
+    ("title", ColumnKind::Text),
+    ("kind", ColumnKind::Text),
+    ("tags", ColumnKind::Json),
+    ("address", ColumnKind::Json),
+    ("active", ColumnKind::Boolean),
+];
+
+/// A store under test, and the models the suite may write to.
+#[async_trait]
+pub trait StorageFixture: Send + Sync {
+    /// The store under test.
+    fn storage(&self) -> &dyn Storage;
+
+    /// A model no other call returned, ready to be written to, named after
+    /// `label` (`user`, `post`...).
+    async fn model(&self, label: &str) -> String;
+
+    /// How the store keeps models.
+    fn schema(&self) -> Schema {
+        Schema::Schemaless
+    }
+}
+
+/// Every storage is a schemaless fixture of itself: models named with [`unique`].
+#[async_trait]
+impl<S: Storage> StorageFixture for S {
+    fn storage(&self) -> &dyn Storage {
+        self
+    }
+
+    async fn model(&self, label: &str) -> String {
+        unique(label)
+    }
+}
 
 fn record(value: Value) -> Record {
     match value {
         Value::Object(map) => map,
         other => panic!("testkit built a record that is not an object: {other}"),
+    }
+}
+
+/// The records as the suite wrote them: with a fixed schema, the attributes
+/// never written (read back as null) are left out.
+fn as_written(fixture: &dyn StorageFixture, records: Vec<Record>) -> Vec<Record> {
+    match fixture.schema() {
+        Schema::Schemaless => records,
+        Schema::Fixed => records
+            .into_iter()
+            .map(|r| r.into_iter().filter(|(_, v)| !v.is_null()).collect())
+            .collect(),
     }
 }
 
@@ -60,6 +151,50 @@ async fn delete(storage: &dyn Storage, model: &str, filter: &Filter) -> u64 {
     }
 }
 
+/// A transaction, or `None` (checked) when the store has none.
+async fn begin(storage: &dyn Storage) -> Option<Box<dyn StorageTransaction>> {
+    let begun = match tokio::time::timeout(PATIENCE, storage.begin()).await {
+        Ok(Ok(begun)) => begun,
+        Ok(Err(e)) => panic!("{}: begin failed: {e}", storage.name()),
+        Err(_) => panic!("{}: begin hung", storage.name()),
+    };
+    assert_eq!(
+        begun.is_some(),
+        storage.capabilities().transactions,
+        "{}: begin must return a transaction exactly when capabilities().transactions is true",
+        storage.name()
+    );
+    begun
+}
+
+async fn applied(tx: &dyn StorageTransaction, keys: &[String]) -> Vec<u64> {
+    let name = tx.storage().name();
+    match tokio::time::timeout(PATIENCE, tx.applied_versions(keys)).await {
+        Ok(Ok(versions)) => versions,
+        Ok(Err(e)) => panic!("{name}: applied_versions failed: {e}"),
+        Err(_) => panic!("{name}: applied_versions hung"),
+    }
+}
+
+async fn record_applied(tx: &dyn StorageTransaction, targets: &[(&str, u64)]) {
+    let name = tx.storage().name();
+    let targets: Vec<(String, u64)> = targets.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect();
+    match tokio::time::timeout(PATIENCE, tx.record_applied(&targets)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => panic!("{name}: record_applied failed: {e}"),
+        Err(_) => panic!("{name}: record_applied hung"),
+    }
+}
+
+async fn commit(tx: Box<dyn StorageTransaction>) {
+    let name = tx.storage().name();
+    match tokio::time::timeout(PATIENCE, tx.commit()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => panic!("{name}: commit failed: {e}"),
+        Err(_) => panic!("{name}: commit hung"),
+    }
+}
+
 fn ids(records: &[Record]) -> Vec<Value> {
     records
         .iter()
@@ -68,17 +203,21 @@ fn ids(records: &[Record]) -> Vec<Value> {
 }
 
 /// An inserted record is found by its id, with every attribute as inserted.
-pub async fn insert_then_find_by_id(storage: &dyn Storage) {
+pub async fn insert_then_find_by_id(fixture: &dyn StorageFixture) {
+    let storage = fixture.storage();
     assert!(
         !storage.name().is_empty(),
         "Storage::name must not be empty"
     );
-    let model = unique("user");
+    let model = fixture.model("user").await;
     let inserted = json!({"id": 7, "name": "Ada", "tags": ["x"], "address": {"city": "Paris"}});
     insert(storage, &model, inserted.clone()).await;
     insert(storage, &model, json!({"id": 8, "name": "Bob"})).await;
     assert_eq!(
-        find(storage, &model, &Filter::eq("id", json!(7)), 10).await,
+        as_written(
+            fixture,
+            find(storage, &model, &Filter::eq("id", json!(7)), 10).await
+        ),
         vec![record(inserted)],
         "{}: find by id must return the inserted record unchanged",
         storage.name()
@@ -94,8 +233,9 @@ pub async fn insert_then_find_by_id(storage: &dyn Storage) {
 
 /// `find` returns the records satisfying every condition of the filter, at
 /// most `limit` of them; an empty filter matches every record.
-pub async fn find_filters_and_limits(storage: &dyn Storage) {
-    let model = unique("user");
+pub async fn find_filters_and_limits(fixture: &dyn StorageFixture) {
+    let storage = fixture.storage();
+    let model = fixture.model("user").await;
     for (id, group, active) in [
         (1, "a", true),
         (2, "a", false),
@@ -140,8 +280,9 @@ pub async fn find_filters_and_limits(storage: &dyn Storage) {
         "{}: a filter whose conditions no single record satisfies must match nothing",
         storage.name()
     );
+    // `email` is one of the suite's columns that these records never set.
     assert!(
-        find(storage, &model, &Filter::eq("missing", json!(1)), 10)
+        find(storage, &model, &Filter::eq("email", json!("a@x")), 10)
             .await
             .is_empty(),
         "{}: a condition on an absent attribute must match nothing",
@@ -149,25 +290,37 @@ pub async fn find_filters_and_limits(storage: &dyn Storage) {
     );
 }
 
-/// `find` returns records in insertion order.
-pub async fn find_preserves_insertion_order(storage: &dyn Storage) {
-    let model = unique("post");
+/// `find` returns records in insertion order (in primary-key order with a
+/// fixed schema).
+pub async fn find_preserves_insertion_order(fixture: &dyn StorageFixture) {
+    let storage = fixture.storage();
+    let model = fixture.model("post").await;
     let order = [5, 3, 9, 1, 7];
     for id in order {
         insert(storage, &model, json!({"id": id, "kind": "post"})).await;
     }
+    let (expected, promise) = match fixture.schema() {
+        Schema::Schemaless => (order.to_vec(), "insertion order"),
+        Schema::Fixed => {
+            let mut sorted = order.to_vec();
+            sorted.sort_unstable();
+            (sorted, "primary-key order")
+        }
+    };
     assert_eq!(
         ids(&find(storage, &model, &Filter::eq("kind", json!("post")), 10).await),
-        order.iter().map(|id| json!(id)).collect::<Vec<_>>(),
-        "{}: find must return records in insertion order",
+        expected.iter().map(|id| json!(id)).collect::<Vec<_>>(),
+        "{}: find must return records in {promise}",
         storage.name()
     );
 }
 
 /// `update` sets the given attributes on every matching record, keeps the
-/// others, and returns how many records matched (0 when none did).
-pub async fn update_sets_given_attributes(storage: &dyn Storage) {
-    let model = unique("user");
+/// others, and returns how many records matched (0 when none did, and
+/// matched records count even when they already held the values).
+pub async fn update_sets_given_attributes(fixture: &dyn StorageFixture) {
+    let storage = fixture.storage();
+    let model = fixture.model("user").await;
     insert(
         storage,
         &model,
@@ -199,7 +352,10 @@ pub async fn update_sets_given_attributes(storage: &dyn Storage) {
         storage.name()
     );
     assert_eq!(
-        find(storage, &model, &Filter::eq("id", json!(1)), 10).await,
+        as_written(
+            fixture,
+            find(storage, &model, &Filter::eq("id", json!(1)), 10).await
+        ),
         vec![record(
             json!({"id": 1, "name": "Ada", "age": 37, "group": "a", "email": "a@x"})
         )],
@@ -237,7 +393,22 @@ pub async fn update_sets_given_attributes(storage: &dyn Storage) {
         storage.name()
     );
     assert_eq!(
-        find(storage, &model, &Filter::eq("id", json!(3)), 10).await,
+        update(
+            storage,
+            &model,
+            &Filter::eq("id", json!(3)),
+            json!({"age": 50})
+        )
+        .await,
+        1,
+        "{}: update must count a matching record that already held the values (matched, not changed)",
+        storage.name()
+    );
+    assert_eq!(
+        as_written(
+            fixture,
+            find(storage, &model, &Filter::eq("id", json!(3)), 10).await
+        ),
         vec![record(
             json!({"id": 3, "name": "Cy", "age": 50, "group": "b"})
         )],
@@ -247,8 +418,9 @@ pub async fn update_sets_given_attributes(storage: &dyn Storage) {
 }
 
 /// `delete` removes every matching record and returns how many it removed.
-pub async fn delete_removes_matching(storage: &dyn Storage) {
-    let model = unique("user");
+pub async fn delete_removes_matching(fixture: &dyn StorageFixture) {
+    let storage = fixture.storage();
+    let model = fixture.model("user").await;
     for (id, group) in [(1, "a"), (2, "b"), (3, "a")] {
         insert(storage, &model, json!({"id": id, "group": group})).await;
     }
@@ -273,13 +445,14 @@ pub async fn delete_removes_matching(storage: &dyn Storage) {
 }
 
 /// Models are separate namespaces: writes to one are not seen in another.
-pub async fn models_are_separate(storage: &dyn Storage) {
-    let (users, posts) = (unique("user"), unique("post"));
+pub async fn models_are_separate(fixture: &dyn StorageFixture) {
+    let storage = fixture.storage();
+    let (users, posts) = (fixture.model("user").await, fixture.model("post").await);
     insert(storage, &users, json!({"id": 1, "title": "user"})).await;
     insert(storage, &posts, json!({"id": 1, "title": "post"})).await;
     let by_id = Filter::eq("id", json!(1));
     assert_eq!(
-        find(storage, &users, &by_id, 10).await,
+        as_written(fixture, find(storage, &users, &by_id, 10).await),
         vec![record(json!({"id": 1, "title": "user"}))],
         "{}: a model must only hold its own records",
         storage.name()
@@ -290,7 +463,7 @@ pub async fn models_are_separate(storage: &dyn Storage) {
     );
     assert_eq!(delete(storage, &posts, &by_id).await, 1);
     assert_eq!(
-        find(storage, &users, &by_id, 10).await,
+        as_written(fixture, find(storage, &users, &by_id, 10).await),
         vec![record(json!({"id": 1, "title": "user"}))],
         "{}: updating and deleting in one model must not touch another",
         storage.name()
@@ -298,8 +471,9 @@ pub async fn models_are_separate(storage: &dyn Storage) {
 }
 
 /// Finding in a model nothing was ever written to returns no records, not an error.
-pub async fn find_unknown_model_is_empty(storage: &dyn Storage) {
-    let model = unique("never-written");
+pub async fn find_unknown_model_is_empty(fixture: &dyn StorageFixture) {
+    let storage = fixture.storage();
+    let model = fixture.model("never-written").await;
     assert!(
         find(storage, &model, &Filter::default(), 10)
             .await
@@ -308,19 +482,189 @@ pub async fn find_unknown_model_is_empty(storage: &dyn Storage) {
         storage.name()
     );
     assert_eq!(
-        update(storage, &model, &Filter::default(), json!({"x": 1})).await,
+        update(storage, &model, &Filter::default(), json!({"name": "x"})).await,
         0
     );
     assert_eq!(delete(storage, &model, &Filter::default()).await, 0);
 }
 
-/// Runs every function of this suite against `storage`.
-pub async fn run_all(storage: &dyn Storage) {
-    insert_then_find_by_id(storage).await;
-    find_filters_and_limits(storage).await;
-    find_preserves_insertion_order(storage).await;
-    update_sets_given_attributes(storage).await;
-    delete_removes_matching(storage).await;
-    models_are_separate(storage).await;
-    find_unknown_model_is_empty(storage).await;
+/// Writes made in a transaction are seen inside it, by nobody else before
+/// the commit, and by everybody after it.
+pub async fn transaction_commits_atomically(fixture: &dyn StorageFixture) {
+    let storage = fixture.storage();
+    let model = fixture.model("user").await;
+    insert(storage, &model, json!({"id": 1, "name": "Ada"})).await;
+    let Some(tx) = begin(storage).await else {
+        return;
+    };
+    insert(tx.storage(), &model, json!({"id": 2, "name": "Bob"})).await;
+    assert_eq!(
+        update(
+            tx.storage(),
+            &model,
+            &Filter::eq("id", json!(1)),
+            json!({"name": "Ada L."})
+        )
+        .await,
+        1,
+        "{}: an update in a transaction must count the rows it matched",
+        storage.name()
+    );
+    assert_eq!(
+        ids(&find(tx.storage(), &model, &Filter::default(), 10).await),
+        vec![json!(1), json!(2)],
+        "{}: a transaction must see its own writes",
+        storage.name()
+    );
+    assert_eq!(
+        as_written(fixture, find(storage, &model, &Filter::default(), 10).await),
+        vec![record(json!({"id": 1, "name": "Ada"}))],
+        "{}: writes of a transaction must be invisible outside it before the commit",
+        storage.name()
+    );
+    commit(tx).await;
+    assert_eq!(
+        as_written(fixture, find(storage, &model, &Filter::default(), 10).await),
+        vec![
+            record(json!({"id": 1, "name": "Ada L."})),
+            record(json!({"id": 2, "name": "Bob"}))
+        ],
+        "{}: writes of a transaction must be visible once it committed",
+        storage.name()
+    );
+}
+
+/// A transaction dropped without committing leaves nothing behind: neither
+/// its writes nor the versions it recorded.
+pub async fn dropped_transaction_leaves_nothing(fixture: &dyn StorageFixture) {
+    let storage = fixture.storage();
+    let model = fixture.model("user").await;
+    let counter = unique("counter");
+    insert(storage, &model, json!({"id": 1, "name": "Ada"})).await;
+    let Some(tx) = begin(storage).await else {
+        return;
+    };
+    insert(tx.storage(), &model, json!({"id": 2, "name": "Bob"})).await;
+    update(
+        tx.storage(),
+        &model,
+        &Filter::eq("id", json!(1)),
+        json!({"name": "gone"}),
+    )
+    .await;
+    delete(tx.storage(), &model, &Filter::eq("id", json!(1))).await;
+    record_applied(tx.as_ref(), &[(&counter, 4)]).await;
+    drop(tx);
+    assert_eq!(
+        as_written(fixture, find(storage, &model, &Filter::default(), 10).await),
+        vec![record(json!({"id": 1, "name": "Ada"}))],
+        "{}: a transaction dropped without committing must leave no write behind",
+        storage.name()
+    );
+    let Some(tx) = begin(storage).await else {
+        return;
+    };
+    assert_eq!(
+        applied(tx.as_ref(), &[counter]).await,
+        vec![0],
+        "{}: versions recorded in a transaction dropped without committing must be forgotten",
+        storage.name()
+    );
+}
+
+/// Applied versions are 0 for keys never recorded, read back in the order
+/// asked, never lowered, and kept once committed.
+pub async fn applied_versions_round_trip(fixture: &dyn StorageFixture) {
+    let storage = fixture.storage();
+    let Some(tx) = begin(storage).await else {
+        return;
+    };
+    let name = storage.name();
+    let (a, b, c) = (
+        unique("counter-a"),
+        unique("counter-b"),
+        unique("counter-c"),
+    );
+    assert_eq!(
+        applied(tx.as_ref(), &[a.clone(), b.clone()]).await,
+        vec![0, 0],
+        "{name}: keys never recorded have version 0"
+    );
+    assert!(
+        applied(tx.as_ref(), &[]).await.is_empty(),
+        "{name}: no keys, no versions"
+    );
+    record_applied(tx.as_ref(), &[(&a, 5), (&b, 3)]).await;
+    assert_eq!(
+        applied(tx.as_ref(), &[a.clone(), b.clone()]).await,
+        vec![5, 3],
+        "{name}: recorded versions must read back inside the transaction"
+    );
+    record_applied(tx.as_ref(), &[(&a, 2), (&b, 9)]).await;
+    record_applied(tx.as_ref(), &[(&c, 4), (&c, 7), (&c, 6)]).await;
+    assert_eq!(
+        applied(tx.as_ref(), &[b.clone(), a.clone(), c.clone(), b.clone()]).await,
+        vec![9, 5, 7, 9],
+        "{name}: a recorded version must never be lowered, and versions come back in the order of the keys asked"
+    );
+    commit(tx).await;
+    let Some(tx) = begin(storage).await else {
+        return;
+    };
+    assert_eq!(
+        applied(tx.as_ref(), &[a.clone(), b.clone(), c.clone()]).await,
+        vec![5, 9, 7],
+        "{name}: committed versions must be seen by later transactions"
+    );
+    record_applied(tx.as_ref(), &[(&a, 1)]).await;
+    commit(tx).await;
+    let Some(tx) = begin(storage).await else {
+        return;
+    };
+    assert_eq!(
+        applied(tx.as_ref(), &[a]).await,
+        vec![5],
+        "{name}: recording a smaller version in a later transaction must leave the larger"
+    );
+}
+
+/// Versions recorded in a transaction are rolled back with it, leaving the
+/// committed ones.
+pub async fn applied_versions_roll_back(fixture: &dyn StorageFixture) {
+    let storage = fixture.storage();
+    let Some(tx) = begin(storage).await else {
+        return;
+    };
+    let (a, b) = (unique("counter-a"), unique("counter-b"));
+    record_applied(tx.as_ref(), &[(&a, 3)]).await;
+    commit(tx).await;
+    let Some(tx) = begin(storage).await else {
+        return;
+    };
+    record_applied(tx.as_ref(), &[(&a, 8), (&b, 2)]).await;
+    drop(tx);
+    let Some(tx) = begin(storage).await else {
+        return;
+    };
+    assert_eq!(
+        applied(tx.as_ref(), &[a, b]).await,
+        vec![3, 0],
+        "{}: versions recorded in a rolled-back transaction must be forgotten, committed ones kept",
+        storage.name()
+    );
+}
+
+/// Runs every function of this suite against `fixture` (any [`Storage`] is one).
+pub async fn run_all(fixture: &dyn StorageFixture) {
+    insert_then_find_by_id(fixture).await;
+    find_filters_and_limits(fixture).await;
+    find_preserves_insertion_order(fixture).await;
+    update_sets_given_attributes(fixture).await;
+    delete_removes_matching(fixture).await;
+    models_are_separate(fixture).await;
+    find_unknown_model_is_empty(fixture).await;
+    transaction_commits_atomically(fixture).await;
+    dropped_transaction_leaves_nothing(fixture).await;
+    applied_versions_round_trip(fixture).await;
+    applied_versions_roll_back(fixture).await;
 }

@@ -12,4 +12,4 @@ pub use broker::{
 };
 pub use clock::Clock;
 pub use lock::{Acquisition, ExpiredLock, Lock};
-pub use storage::{Filter, Record, Storage, StorageCapabilities};
+pub use storage::{Filter, Record, Storage, StorageCapabilities, StorageTransaction};

@@ -69,7 +69,9 @@ pub trait Storage: Send + Sync + Debug + 'static {
     /// What this storage can do.
     fn capabilities(&self) -> StorageCapabilities;
 
-    /// Up to `limit` records of `model` matching `filter`, in insertion order.
+    /// Up to `limit` records of `model` matching `filter`, in insertion order
+    /// (a store over tables, which do not keep insertion order, returns them
+    /// in primary-key order instead).
     async fn find(
         &self,
         model: &str,
@@ -94,4 +96,37 @@ pub trait Storage: Send + Sync + Debug + 'static {
 
     /// Deletes every record matching `filter`; returns how many were deleted.
     async fn delete(&self, model: &str, filter: &Filter) -> Result<u64, BackendError>;
+
+    /// Starts a transaction, when [`capabilities`](Self::capabilities) says
+    /// the storage has them.
+    ///
+    /// Behaviour: `None` when the storage has no transactions (the default).
+    /// Otherwise the writes made through [`StorageTransaction::storage`] are
+    /// seen by nobody else until [`commit`](StorageTransaction::commit), and
+    /// are discarded when the transaction is dropped without committing.
+    async fn begin(&self) -> Result<Option<Box<dyn StorageTransaction>>, BackendError> {
+        Ok(None)
+    }
+}
+
+/// An open transaction of a [`Storage`]: the subscriber applies the
+/// operations of one message in it, together with the versions it applied,
+/// so that a replay after a crash is recognised from the database itself.
+#[async_trait]
+pub trait StorageTransaction: Send + Sync + Debug {
+    /// The storage's operations, inside this transaction.
+    fn storage(&self) -> &dyn Storage;
+
+    /// The versions recorded for `keys` in this database, in order (0 for a
+    /// key never recorded).
+    async fn applied_versions(&self, keys: &[String]) -> Result<Vec<u64>, BackendError>;
+
+    /// Records that the counters `targets` reached their versions.
+    ///
+    /// Behaviour: a recorded version is never lowered; recording a smaller
+    /// one leaves the larger in place.
+    async fn record_applied(&self, targets: &[(String, u64)]) -> Result<(), BackendError>;
+
+    /// Makes every write of the transaction visible at once.
+    async fn commit(self: Box<Self>) -> Result<(), BackendError>;
 }

@@ -1,0 +1,152 @@
+//! What can go wrong in the SQL adapter.
+
+use promiscuous_core::{BackendError, Error as CoreError};
+use sea_orm::DbErr;
+
+/// Errors of the SQL adapter; each names what it was doing and on what.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SqlError {
+    /// The database refused or failed a statement.
+    #[error("{operation} on {target} failed: {source}")]
+    Database {
+        /// What was being done (`insert`, `update`, `begin`, `commit`...).
+        operation: &'static str,
+        /// The table or model it was done on.
+        target: String,
+        /// The database's error.
+        #[source]
+        source: DbErr,
+    },
+    /// A JSON value does not fit the column it is written to.
+    #[error("{model}.{column}: the value {value} does not fit the column ({column_type}): {problem}")]
+    Conversion {
+        /// The model (or table) written.
+        model: String,
+        /// The column.
+        column: String,
+        /// The offending value, as JSON.
+        value: String,
+        /// The column's SQL type.
+        column_type: String,
+        /// Why it does not fit.
+        problem: String,
+    },
+    /// A record names a column the entity does not have.
+    #[error("{model} has no column `{column}`; add it to the sea-orm entity {table}, or stop subscribing it")]
+    UnknownColumn {
+        /// The model.
+        model: String,
+        /// The entity's table.
+        table: String,
+        /// The missing column.
+        column: String,
+    },
+    /// No entity is registered for a model.
+    #[error("no sea-orm entity is registered for model {model}; register it with SqlStorage::entity::<E>(\"{model}\") (known: {known})")]
+    UnknownModel {
+        /// The model asked for.
+        model: String,
+        /// The models that are registered.
+        known: String,
+    },
+    /// A multi-row update or delete of a published entity.
+    #[error("{operation} of several {model} rows is refused: each published write is locked, versioned and published per record, so a write touching rows it cannot name would reach no subscriber; load the rows and {operation} them one by one in a transaction, or run the statement on the connection (`tx.connection()`) if subscribers must not hear of it")]
+    MultiRowWrite {
+        /// The published model.
+        model: String,
+        /// `update` or `delete`.
+        operation: &'static str,
+    },
+    /// An entity cannot be published or stored as declared.
+    #[error("{model}: {problem}")]
+    Definition {
+        /// The model or entity.
+        model: String,
+        /// What is wrong and what to do.
+        problem: String,
+    },
+    /// The publishing pipeline failed (lock, clock, broker).
+    #[error(transparent)]
+    Promiscuous(#[from] CoreError),
+}
+
+impl SqlError {
+    pub(crate) fn database(operation: &'static str, target: impl Into<String>, source: DbErr) -> Self {
+        SqlError::Database {
+            operation,
+            target: target.into(),
+            source,
+        }
+    }
+
+    /// Whether trying again later can help (a lost connection, a timeout).
+    pub fn is_temporary(&self) -> bool {
+        match self {
+            SqlError::Database { source, .. } => is_temporary(source),
+            SqlError::Promiscuous(e) => e.is_temporary(),
+            _ => false,
+        }
+    }
+}
+
+/// SQLSTATE / driver codes of conflicts that succeed when tried again:
+/// SQLite busy and locked, PostgreSQL serialization failure and deadlock,
+/// MySQL lock wait timeout and deadlock.
+const CONFLICT_CODES: &[&str] = &["5", "6", "517", "40001", "40P01", "1205", "1213"];
+
+/// Whether a database error can go away by itself: a lost connection, or a
+/// conflict with another transaction (busy, deadlock, serialization).
+pub(crate) fn is_temporary(error: &DbErr) -> bool {
+    let runtime = match error {
+        DbErr::Conn(_) | DbErr::ConnectionAcquire(_) => return true,
+        DbErr::Exec(runtime) | DbErr::Query(runtime) => runtime,
+        _ => return false,
+    };
+    match runtime {
+        sea_orm::RuntimeErr::SqlxError(sqlx) => match sqlx.as_ref() {
+            sea_orm::sqlx::Error::Database(database) => database
+                .code()
+                .is_some_and(|code| CONFLICT_CODES.contains(&code.as_ref())),
+            sea_orm::sqlx::Error::Io(_)
+            | sea_orm::sqlx::Error::PoolTimedOut
+            | sea_orm::sqlx::Error::PoolClosed => true,
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+impl From<SqlError> for BackendError {
+    fn from(error: SqlError) -> Self {
+        let temporary = error.is_temporary();
+        let (operation, target) = match &error {
+            SqlError::Database { operation, target, .. } => (*operation, target.clone()),
+            SqlError::Conversion { model, column, .. } => ("convert", format!("{model}.{column}")),
+            SqlError::UnknownColumn { model, .. }
+            | SqlError::UnknownModel { model, .. }
+            | SqlError::MultiRowWrite { model, .. }
+            | SqlError::Definition { model, .. } => ("check", model.clone()),
+            SqlError::Promiscuous(_) => ("publish", String::new()),
+        };
+        let backend =
+            BackendError::new("sea-orm", operation, target, error.to_string()).with_source(error);
+        if temporary {
+            backend.temporary()
+        } else {
+            backend
+        }
+    }
+}
+
+impl From<SqlError> for CoreError {
+    fn from(error: SqlError) -> Self {
+        match error {
+            SqlError::Promiscuous(e) => e,
+            other => CoreError::Backend(other.into()),
+        }
+    }
+}
+
+/// Results of the SQL adapter.
+pub type Result<T, E = SqlError> = std::result::Result<T, E>;

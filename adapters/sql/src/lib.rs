@@ -1,0 +1,68 @@
+//! Publishing and subscribing [sea-orm](https://www.sea-ql.org/SeaORM/)
+//! entities with promiscuous, on SQLite, PostgreSQL and MySQL/MariaDB.
+//! Use it through the facade: `promiscuous = { features = ["sql"] }`, then
+//! `promiscuous::sql`.
+//!
+//! - [`SqlPublisher`]: writes entities in sea-orm transactions
+//!   ([`PublishingTransaction`]) and publishes them after the commit, as one
+//!   message per transaction, through a transactional outbox: the message is
+//!   stored with the data, so a crash between the commit and the publish
+//!   loses nothing; the [`Relay`] publishes what was left. Multi-row writes
+//!   of published entities are refused.
+//! - [`SqlStorage`]: the subscriber's storage; each message is applied in one
+//!   database transaction together with the versions it brings, so a replay
+//!   after a crash is recognised (exactly-once effect).
+//! - [`InitialSync`]: publishes the current state of existing rows, in
+//!   batches, under their locks, with a progress bar, partitionable.
+//! - [`migrate`]: creates the adapter's tables (`promiscuous_outbox`,
+//!   `promiscuous_applied`).
+//!
+//! The entity's `Model` derives `Publish` (or `Subscribe`) next to sea-orm's
+//! derives; `model = "User"` names it on the wire. A complete program is
+//! `examples/sql_replication.rs` (`cargo run --example sql_replication
+//! --features sql`); in short:
+//!
+//! ```ignore
+//! use promiscuous::sql::{SqlPublisher, SqlStorage};
+//! use sea_orm::ActiveValue::Set;
+//!
+//! // publisher service
+//! promiscuous::sql::migrate(&db).await?;
+//! let publisher = SqlPublisher::builder(promiscuous, db.clone())
+//!     .entity::<user::Entity>()
+//!     .build()?;
+//! let _relay = publisher.relay().start();
+//! let mut tx = publisher.begin().await?;
+//! let ada = tx.insert(user::ActiveModel { name: Set("Ada".into()), ..Default::default() }).await?;
+//! tx.commit().await?; // published now, once committed
+//!
+//! // subscriber service
+//! let storage = SqlStorage::new(replica_db).subscribed::<replica_user::Entity>();
+//! let subscriber = Promiscuous::configure()
+//!     .app("newsletter")
+//!     .storage(std::sync::Arc::new(storage))
+//!     .subscriber::<replica_user::Model>()
+//!     .build()
+//!     .await?;
+//! ```
+
+mod convert;
+mod entity;
+pub mod error;
+pub mod schema;
+mod storage;
+#[cfg(feature = "testkit")]
+pub mod testkit;
+
+pub use error::{Result, SqlError};
+pub use schema::{migrate, unmigrate};
+pub use entity::{ColumnInfo, TableInfo};
+pub use storage::{SqlStorage, SqlTransaction};
+mod begin;
+mod outbox;
+mod publisher;
+pub use publisher::{ModelOf, PublishingTransaction, SqlPublisher, SqlPublisherBuilder};
+mod relay;
+mod sync;
+pub use relay::{Relay, RelayPass, RunningRelay};
+pub use sync::{InitialSync, SyncReport};

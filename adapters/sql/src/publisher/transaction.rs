@@ -1,0 +1,239 @@
+//! A database transaction whose published writes go out as one message.
+
+use promiscuous_core::model::{published_attributes, Publish};
+use promiscuous_core::publisher::{PendingWrite, Staged};
+use promiscuous_core::wire::OperationKind;
+use promiscuous_core::Error as CoreError;
+use sea_orm::{
+    ActiveModelBehavior, ActiveModelTrait, DatabaseTransaction, DeleteMany, DeleteResult,
+    EntityTrait, IntoActiveModel, ModelTrait, UpdateMany, UpdateResult,
+};
+
+use super::{ModelOf, SqlPublisher};
+use crate::error::{Result, SqlError};
+use crate::outbox;
+
+/// A database transaction of a [`SqlPublisher`].
+///
+/// Published writes ([`insert`](Self::insert), [`update`](Self::update),
+/// [`delete`](Self::delete)) run, then take the record's lock and are staged
+/// (the database's row lock, held until the commit, already orders writers of
+/// one record; taking the promiscuous lock after it orders their versions the
+/// same way and never waits on a writer that waits on us);
+/// [`commit`](Self::commit) stores them as one message in the outbox, in the
+/// same transaction, commits, then publishes the message and removes it from
+/// the outbox. A transaction rolled back, or dropped, publishes nothing.
+///
+/// Reads and unpublished writes go through [`connection`](Self::connection).
+#[derive(Debug)]
+pub struct PublishingTransaction {
+    publisher: SqlPublisher,
+    tx: DatabaseTransaction,
+    staged: Staged,
+}
+
+fn write_failed<M: Publish>(operation: &'static str, id: &serde_json::Value, source: sea_orm::DbErr) -> SqlError {
+    SqlError::database(operation, format!("{} {id}", M::definition().model), source)
+}
+
+impl PublishingTransaction {
+    pub(super) fn new(publisher: SqlPublisher, tx: DatabaseTransaction, staged: Staged) -> Self {
+        Self {
+            publisher,
+            tx,
+            staged,
+        }
+    }
+
+    /// The transaction, for reads and writes that are not published.
+    pub fn connection(&self) -> &DatabaseTransaction {
+        &self.tx
+    }
+
+    /// How many published writes are staged.
+    pub fn len(&self) -> usize {
+        self.staged.len()
+    }
+
+    /// Whether no published write is staged.
+    pub fn is_empty(&self) -> bool {
+        self.staged.is_empty()
+    }
+
+    /// Stages a write of `model` (read back from the database) and locks its record.
+    async fn stage<M: Publish>(&mut self, operation: OperationKind, model: &M) -> Result<()> {
+        let pending = PendingWrite::of::<M>(operation, model.id());
+        self.staged.lock(&pending).await?;
+        let attributes = match operation {
+            OperationKind::Destroy => None,
+            _ => Some(published_attributes(model)?),
+        };
+        self.staged.push(pending, attributes);
+        Ok(())
+    }
+
+    /// Inserts a record and stages its create; returns it as stored.
+    ///
+    /// The record is locked once the database gave it its id: until the
+    /// commit nobody else can see it.
+    pub async fn insert<A>(&mut self, model: A) -> Result<ModelOf<A>>
+    where
+        A: ActiveModelTrait + ActiveModelBehavior + Send,
+        ModelOf<A>: Publish + IntoActiveModel<A>,
+    {
+        self.publisher.published::<A::Entity>()?;
+        let inserted = model
+            .insert(&self.tx)
+            .await
+            .map_err(|e| write_failed::<ModelOf<A>>("insert", &serde_json::Value::Null, e))?;
+        self.stage(OperationKind::Create, &inserted).await?;
+        Ok(inserted)
+    }
+
+    /// Updates a record and stages its update; returns it as stored.
+    pub async fn update<A>(&mut self, model: A) -> Result<ModelOf<A>>
+    where
+        A: ActiveModelTrait + ActiveModelBehavior + Send,
+        ModelOf<A>: Publish + IntoActiveModel<A>,
+    {
+        self.publisher.published::<A::Entity>()?;
+        let updated = model
+            .update(&self.tx)
+            .await
+            .map_err(|e| write_failed::<ModelOf<A>>("update", &serde_json::Value::Null, e))?;
+        self.stage(OperationKind::Update, &updated).await?;
+        Ok(updated)
+    }
+
+    /// Deletes a record and stages its destroy.
+    pub async fn delete<M>(&mut self, model: M) -> Result<()>
+    where
+        M: Publish + ModelTrait + IntoActiveModel<<M::Entity as EntityTrait>::ActiveModel>,
+        <M::Entity as EntityTrait>::ActiveModel: Send,
+    {
+        self.publisher.published::<M::Entity>()?;
+        let id = model.id();
+        let pending = PendingWrite::of::<M>(OperationKind::Destroy, id.clone());
+        let deleted = model
+            .into_active_model()
+            .delete(&self.tx)
+            .await
+            .map_err(|e| write_failed::<M>("delete", &id, e))?;
+        if deleted.rows_affected == 0 {
+            return Err(SqlError::Definition {
+                model: M::definition().model.to_owned(),
+                problem: format!("no row with id {id} to delete; nothing is published"),
+            });
+        }
+        self.staged.lock(&pending).await?;
+        self.staged.push(pending, None);
+        Ok(())
+    }
+
+    /// Runs a multi-row update, refused on a published entity: each published
+    /// write must name its record. Unpublished entities are updated.
+    pub async fn update_many<E: EntityTrait>(&self, update: UpdateMany<E>) -> Result<UpdateResult> {
+        self.refuse_many::<E>("update")?;
+        update
+            .exec(&self.tx)
+            .await
+            .map_err(|e| SqlError::database("update", E::default().table_name().to_owned(), e))
+    }
+
+    /// Runs a multi-row delete, refused on a published entity: each published
+    /// write must name its record. Unpublished entities are deleted from.
+    pub async fn delete_many<E: EntityTrait>(&self, delete: DeleteMany<E>) -> Result<DeleteResult> {
+        self.refuse_many::<E>("delete")?;
+        delete
+            .exec(&self.tx)
+            .await
+            .map_err(|e| SqlError::database("delete", E::default().table_name().to_owned(), e))
+    }
+
+    fn refuse_many<E: EntityTrait>(&self, operation: &'static str) -> Result<()> {
+        match self.publisher.is_published::<E>() {
+            Some(entity) => {
+                let error = SqlError::MultiRowWrite {
+                    model: entity.definition.model.to_owned(),
+                    operation,
+                };
+                self.publisher
+                    .promiscuous()
+                    .report(&CoreError::Definition {
+                        model: entity.definition.model.to_owned(),
+                        problem: error.to_string(),
+                    });
+                Err(error)
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Commits, then publishes the staged writes as one message.
+    ///
+    /// Returns once the broker confirmed, or once the commit succeeded and
+    /// the publish failed: the message then stays in the outbox, the error
+    /// goes to the error notifier, and the relay publishes it later. An error
+    /// means the transaction did not commit.
+    pub async fn commit(self) -> Result<()> {
+        let PublishingTransaction {
+            publisher,
+            tx,
+            mut staged,
+        } = self;
+        if staged.is_empty() {
+            return tx
+                .commit()
+                .await
+                .map_err(|e| SqlError::database("commit", "transaction", e));
+        }
+        let prepared = match staged.prepare().await {
+            Ok(prepared) => prepared,
+            Err(e) => {
+                let _ = tx.rollback().await;
+                staged.abandon().await;
+                return Err(e.into());
+            }
+        };
+        let shared = &publisher.shared;
+        let payload = String::from_utf8_lossy(&prepared.payload()).into_owned();
+        let row = match outbox::insert(&tx, shared.promiscuous.app(), &payload, shared.claim).await {
+            Ok(row) => row,
+            Err(e) => {
+                let _ = tx.rollback().await;
+                staged.abandon().await;
+                return Err(e);
+            }
+        };
+        if let Err(e) = tx.commit().await {
+            // The commit may have happened even though its answer was lost:
+            // the outbox row tells.
+            if !matches!(outbox::exists(&shared.db, row).await, Ok(true)) {
+                staged.abandon().await;
+                return Err(SqlError::database("commit", "transaction", e));
+            }
+        }
+        staged.committed();
+        match staged.publish(&prepared).await {
+            Ok(()) => {
+                if let Err(e) = outbox::delete(&shared.db, row).await {
+                    // Harmless: the relay publishes it again and subscribers
+                    // recognise the duplicate.
+                    shared.promiscuous.report(&CoreError::from(e));
+                }
+            }
+            Err(e) => {
+                tracing::warn!(outbox_row = row, error = %e, "committed but not published; the outbox relay will publish it");
+            }
+        }
+        Ok(())
+    }
+
+    /// Rolls back: nothing is written and nothing published.
+    pub async fn rollback(self) -> Result<()> {
+        let PublishingTransaction { tx, staged, .. } = self;
+        let rolled = tx.rollback().await;
+        staged.abandon().await;
+        rolled.map_err(|e| SqlError::database("rollback", "transaction", e))
+    }
+}

@@ -1,0 +1,103 @@
+//! The adapter's own tables, and the migration that creates them.
+//!
+//! - `promiscuous_outbox`: one row per published transaction, written in the
+//!   same transaction as the data and removed once the broker confirmed it.
+//! - `promiscuous_applied`: per version counter, the last version a
+//!   subscriber applied, written in the same transaction as the data.
+
+use sea_orm::sea_query::{Alias, ColumnDef, Table, TableCreateStatement};
+use sea_orm::{ConnectionTrait, DbBackend};
+
+use crate::error::{Result, SqlError};
+
+/// The outbox table's name.
+pub const OUTBOX_TABLE: &str = "promiscuous_outbox";
+/// The applied-versions table's name.
+pub const APPLIED_TABLE: &str = "promiscuous_applied";
+
+/// Column names of the outbox.
+pub(crate) mod outbox {
+    pub const ID: &str = "id";
+    pub const APP: &str = "app";
+    pub const CREATED_AT: &str = "created_at";
+    pub const CLAIMED_UNTIL: &str = "claimed_until";
+    pub const PAYLOAD: &str = "payload";
+}
+
+/// Column names of the applied versions.
+pub(crate) mod applied {
+    pub const COUNTER: &str = "counter";
+    pub const VERSION: &str = "version";
+}
+
+fn outbox_table(backend: DbBackend) -> TableCreateStatement {
+    let mut payload = ColumnDef::new(Alias::new(outbox::PAYLOAD));
+    payload.not_null();
+    // MySQL's TEXT stops at 64 KiB; a transaction's message may be larger.
+    if backend == DbBackend::MySql {
+        payload.custom(Alias::new("LONGTEXT"));
+    } else {
+        payload.text();
+    }
+    Table::create()
+        .table(Alias::new(OUTBOX_TABLE))
+        .if_not_exists()
+        .col(
+            ColumnDef::new(Alias::new(outbox::ID))
+                .big_integer()
+                .not_null()
+                .auto_increment()
+                .primary_key(),
+        )
+        .col(ColumnDef::new(Alias::new(outbox::APP)).string_len(255).not_null())
+        .col(ColumnDef::new(Alias::new(outbox::CREATED_AT)).big_integer().not_null())
+        .col(ColumnDef::new(Alias::new(outbox::CLAIMED_UNTIL)).big_integer().not_null())
+        .col(payload)
+        .to_owned()
+}
+
+fn applied_table() -> TableCreateStatement {
+    Table::create()
+        .table(Alias::new(APPLIED_TABLE))
+        .if_not_exists()
+        .col(
+            ColumnDef::new(Alias::new(applied::COUNTER))
+                .string_len(512)
+                .not_null()
+                .primary_key(),
+        )
+        .col(ColumnDef::new(Alias::new(applied::VERSION)).big_integer().not_null())
+        .to_owned()
+}
+
+/// Creates the adapter's tables when they do not exist; safe to run at
+/// every start-up, from several processes.
+///
+/// With `sea-orm-migration`, call it from a migration's `up`:
+/// `promiscuous_sql::migrate(manager.get_connection()).await`.
+pub async fn migrate<C: ConnectionTrait>(db: &C) -> Result<()> {
+    let backend = db.get_database_backend();
+    for (table, statement) in [
+        (OUTBOX_TABLE, outbox_table(backend)),
+        (APPLIED_TABLE, applied_table()),
+    ] {
+        db.execute(&statement)
+            .await
+            .map_err(|e| SqlError::database("create table", table, e))?;
+    }
+    Ok(())
+}
+
+/// Drops the adapter's tables (a migration's `down`). Pending outbox rows are lost.
+pub async fn unmigrate<C: ConnectionTrait>(db: &C) -> Result<()> {
+    for table in [OUTBOX_TABLE, APPLIED_TABLE] {
+        let statement = Table::drop()
+            .table(Alias::new(table))
+            .if_exists()
+            .to_owned();
+        db.execute(&statement)
+            .await
+            .map_err(|e| SqlError::database("drop table", table, e))?;
+    }
+    Ok(())
+}

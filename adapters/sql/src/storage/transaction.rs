@@ -1,0 +1,62 @@
+//! A subscriber's transaction: the data it writes and the versions it
+//! applied, committed together.
+
+use async_trait::async_trait;
+use promiscuous_core::traits::{Storage, StorageTransaction};
+use promiscuous_core::BackendError;
+use sea_orm::DatabaseTransaction;
+use std::sync::Arc;
+
+use super::registry::Registry;
+use super::session::Session;
+use super::{applied, delegate_storage};
+use crate::error::SqlError;
+
+/// An open transaction of a [`SqlStorage`](super::SqlStorage); dropping it
+/// without [`commit`](StorageTransaction::commit) rolls it back.
+///
+/// The applied versions live in `promiscuous_applied`: run
+/// [`promiscuous_sql::migrate`](crate::migrate) once before subscribing.
+#[derive(Debug)]
+pub struct SqlTransaction {
+    session: Session<DatabaseTransaction>,
+}
+
+impl SqlTransaction {
+    pub(crate) fn new(conn: DatabaseTransaction, tables: Arc<Registry>) -> Self {
+        SqlTransaction {
+            session: Session { conn, tables },
+        }
+    }
+
+    /// The sea-orm transaction, to run statements of your own in it.
+    pub fn connection(&self) -> &DatabaseTransaction {
+        &self.session.conn
+    }
+}
+
+delegate_storage!(SqlTransaction);
+
+#[async_trait]
+impl StorageTransaction for SqlTransaction {
+    fn storage(&self) -> &dyn Storage {
+        &self.session
+    }
+
+    async fn applied_versions(&self, keys: &[String]) -> Result<Vec<u64>, BackendError> {
+        Ok(applied::read(&self.session.conn, keys).await?)
+    }
+
+    async fn record_applied(&self, targets: &[(String, u64)]) -> Result<(), BackendError> {
+        Ok(applied::record(&self.session.conn, targets).await?)
+    }
+
+    async fn commit(self: Box<Self>) -> Result<(), BackendError> {
+        self.session
+            .conn
+            .commit()
+            .await
+            .map_err(|e| SqlError::database("commit", "transaction", e))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,43 @@
+//! The SQL adapter's scenarios on SQLite (a file), PostgreSQL and MariaDB:
+//! the same suite on each engine, each test with databases of its own.
+#![cfg(feature = "sql")]
+
+#[path = "sql/entities.rs"]
+mod entities;
+#[path = "sql/scenarios.rs"]
+mod scenarios;
+
+macro_rules! on_engine {
+    ($module:ident, $engine:expr, [$($scenario:ident),* $(,)?]) => {
+        mod $module {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    super::scenarios::$scenario($engine).await;
+                }
+            )*
+        }
+    };
+}
+
+macro_rules! every_engine {
+    ($($scenario:ident),* $(,)?) => {
+        on_engine!(sqlite, promiscuous::sql::testkit::Engine::Sqlite, [$($scenario),*]);
+        on_engine!(postgres, promiscuous::sql::testkit::Engine::Postgres, [$($scenario),*]);
+        on_engine!(mariadb, promiscuous::sql::testkit::Engine::MariaDb, [$($scenario),*]);
+    };
+}
+
+every_engine!(
+    create_update_destroy,
+    polymorphism,
+    foreign_key,
+    rollback_publishes_nothing,
+    transaction_is_one_message,
+    multi_row_writes_refused,
+    replay_after_crash_is_detected,
+    relay_publishes_leftovers,
+    initial_sync_with_concurrent_updates,
+    filtered_sync,
+    unregistered_entity_is_refused,
+);
