@@ -96,11 +96,11 @@ use subscriber_service::user as replica;
 /// Replicates users between two SQLite files.
 #[derive(Debug, Parser)]
 struct Args {
-    /// RabbitMQ URL; the in-process broker when absent.
-    #[arg(long, env = "PROMISCUOUS_AMQP_URL")]
+    /// RabbitMQ URL (or `PROMISCUOUS_AMQP_URL`); the in-process broker when absent.
+    #[arg(long)]
     amqp_url: Option<String>,
-    /// Redis URL (locks and version counters); memory when absent.
-    #[arg(long, env = "PROMISCUOUS_REDIS_URL")]
+    /// Redis URL (or `PROMISCUOUS_REDIS_URL`) for locks and version counters; memory when absent.
+    #[arg(long)]
     redis_url: Option<String>,
     /// Where the two SQLite files go (default: a new temporary directory).
     #[arg(long)]
@@ -125,15 +125,42 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt()
         .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
         .init();
-    let args = Args::parse();
+    let mut args = Args::parse();
+    args.amqp_url = args
+        .amqp_url
+        .or_else(|| std::env::var("PROMISCUOUS_AMQP_URL").ok());
+    args.redis_url = args
+        .redis_url
+        .or_else(|| std::env::var("PROMISCUOUS_REDIS_URL").ok());
     let dir = match args.dir {
         Some(dir) => dir,
-        None => std::env::temp_dir().join(format!("promiscuous-sql-example-{}", std::process::id())),
+        None => {
+            std::env::temp_dir().join(format!("promiscuous-sql-example-{}", std::process::id()))
+        }
     };
     std::fs::create_dir_all(&dir)?;
-    let broker = args.amqp_url.clone().unwrap_or_else(|| "memory://sql-example".into());
-    let redis = args.redis_url.clone().unwrap_or_else(|| "memory://sql-example".into());
-    println!("broker {}, clock and locks {}, databases in {}", if args.amqp_url.is_some() { "RabbitMQ" } else { "in-process" }, if args.redis_url.is_some() { "Redis" } else { "memory" }, dir.display());
+    let broker = args
+        .amqp_url
+        .clone()
+        .unwrap_or_else(|| "memory://sql-example".into());
+    let redis = args
+        .redis_url
+        .clone()
+        .unwrap_or_else(|| "memory://sql-example".into());
+    println!(
+        "broker {}, clock and locks {}, databases in {}",
+        if args.amqp_url.is_some() {
+            "RabbitMQ"
+        } else {
+            "in-process"
+        },
+        if args.redis_url.is_some() {
+            "Redis"
+        } else {
+            "memory"
+        },
+        dir.display()
+    );
 
     // The subscriber service: its own database, its own app name.
     let replica_db = open(&dir.join("subscriber.sqlite"), replica::Entity).await?;
@@ -141,7 +168,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .app("newsletter")
         .broker_url(&broker)
         .redis_url(&redis)
-        .storage(Arc::new(SqlStorage::new(replica_db.clone()).subscribed::<replica::Entity>()))
+        .storage(Arc::new(
+            SqlStorage::new(replica_db.clone()).subscribed::<replica::Entity>(),
+        ))
         .subscriber::<replica::Model>()
         .build()
         .await?;

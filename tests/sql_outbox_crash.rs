@@ -54,7 +54,10 @@ impl Broker for DyingBroker {
         self.inner.publish(endpoint, payload).await?;
         std::process::exit(DIED_AFTER_PUBLISH);
     }
-    async fn subscribe(&self, subscription: &Subscription) -> Result<Box<dyn Consumer>, BackendError> {
+    async fn subscribe(
+        &self,
+        subscription: &Subscription,
+    ) -> Result<Box<dyn Consumer>, BackendError> {
         self.inner.subscribe(subscription).await
     }
     async fn close(&self) -> Result<(), BackendError> {
@@ -86,7 +89,10 @@ async fn dying_publisher() {
     let publish_first = std::env::var("PUBLISH_FIRST").as_deref() == Ok("yes");
     let name = std::env::var("USER_NAME").unwrap();
     let inner = AmqpBroker::connect(&services::amqp_url()).await.unwrap();
-    let broker = Arc::new(DyingBroker { inner, publish_first });
+    let broker = Arc::new(DyingBroker {
+        inner,
+        publish_first,
+    });
     let publisher = publisher(broker, &prefix, &source_url).await;
     let user = user::ActiveModel {
         name: Set(name.clone()),
@@ -100,7 +106,12 @@ async fn dying_publisher() {
     unreachable!("the broker ends the process while publishing");
 }
 
-async fn run_dying_publisher(prefix: &str, source: &TestDatabase, name: &str, publish_first: bool) -> i32 {
+async fn run_dying_publisher(
+    prefix: &str,
+    source: &TestDatabase,
+    name: &str,
+    publish_first: bool,
+) -> i32 {
     let child = tokio::process::Command::new(std::env::current_exe().unwrap())
         .args(["--exact", TEST, "--nocapture", "--test-threads=1"])
         .env(ROLE, "dying-publisher")
@@ -129,8 +140,12 @@ async fn a_publisher_dying_between_commit_and_publish_loses_nothing() {
     let prefix = unique("crash");
     let source = TestDatabase::create(Engine::Sqlite, "crash_pub").await;
     let replica = TestDatabase::create(Engine::Sqlite, "crash_sub").await;
-    entities::publisher_schema(source.connection()).await.unwrap();
-    entities::subscriber_schema(replica.connection()).await.unwrap();
+    entities::publisher_schema(source.connection())
+        .await
+        .unwrap();
+    entities::subscriber_schema(replica.connection())
+        .await
+        .unwrap();
     let subscriber = Promiscuous::configure()
         .app(unique("crash-sub"))
         .broker_url(services::amqp_url())
@@ -164,10 +179,17 @@ async fn a_publisher_dying_between_commit_and_publish_loses_nothing() {
     // The publisher restarts: its relay publishes what was left.
     let broker = Arc::new(AmqpBroker::connect(&services::amqp_url()).await.unwrap());
     let restarted = publisher(broker, &prefix, source.url()).await;
-    assert_eq!(restarted.outbox_len().await.unwrap(), 1, "the message waits in the outbox");
+    assert_eq!(
+        restarted.outbox_len().await.unwrap(),
+        1,
+        "the message waits in the outbox"
+    );
     let mut relay = restarted.relay().every(Duration::from_millis(100)).start();
     assert!(
-        eventually(Duration::from_secs(30), || async { names().await == ["ann"] }).await,
+        eventually(Duration::from_secs(30), || async {
+            names().await == ["ann"]
+        })
+        .await,
         "the relayed operation reached the subscriber: {:?}",
         worker.stats()
     );
@@ -188,7 +210,11 @@ async fn a_publisher_dying_between_commit_and_publish_loses_nothing() {
     have.sort();
     assert_eq!(have, ["ann", "bob"]);
     let stats = worker.stats();
-    assert_eq!((stats.applied, stats.failed), (2, 0), "each operation applied once: {stats:?}");
+    assert_eq!(
+        (stats.applied, stats.failed),
+        (2, 0),
+        "each operation applied once: {stats:?}"
+    );
     relay.stop().await;
     worker.shutdown().await;
 }

@@ -19,9 +19,7 @@ use sea_orm::{
 };
 use serde_json::json;
 
-use super::entities::{
-    self, account, member, note, replica_user, user, Account, PUBLISHER_APP,
-};
+use super::entities::{self, account, member, note, replica_user, user, Account, PUBLISHER_APP};
 
 /// Long enough for the slowest engine in a debug build.
 pub const WAIT: Duration = Duration::from_secs(60);
@@ -32,7 +30,10 @@ pub struct Reported(Arc<Mutex<Vec<String>>>);
 
 impl Reported {
     pub fn all(&self) -> Vec<String> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     fn notifier(&self) -> impl Fn(&Error) + Send + Sync + 'static {
@@ -73,13 +74,23 @@ impl Broker for DownBroker {
         false
     }
     async fn publish(&self, endpoint: &str, _payload: &[u8]) -> Result<(), BackendError> {
-        Err(BackendError::new("down", "publish", endpoint, "the broker is down"))
+        Err(BackendError::new(
+            "down",
+            "publish",
+            endpoint,
+            "the broker is down",
+        ))
     }
     async fn subscribe(
         &self,
         subscription: &promiscuous::core::traits::Subscription,
     ) -> Result<Box<dyn promiscuous::core::traits::Consumer>, BackendError> {
-        Err(BackendError::new("down", "subscribe", &subscription.queue, "the broker is down"))
+        Err(BackendError::new(
+            "down",
+            "subscribe",
+            &subscription.queue,
+            "the broker is down",
+        ))
     }
     async fn close(&self) -> Result<(), BackendError> {
         Ok(())
@@ -91,15 +102,19 @@ impl Pair {
     pub async fn new(engine: Engine, label: &str) -> Self {
         let source = TestDatabase::create(engine, &format!("{label}_pub")).await;
         let replica = TestDatabase::create(engine, &format!("{label}_sub")).await;
-        entities::publisher_schema(source.connection()).await.unwrap();
-        entities::subscriber_schema(replica.connection()).await.unwrap();
+        entities::publisher_schema(source.connection())
+            .await
+            .unwrap();
+        entities::subscriber_schema(replica.connection())
+            .await
+            .unwrap();
         let broker = Arc::new(InProcessBroker::new());
         let clock = Arc::new(MemoryClock::new());
         let lock = Arc::new(MemoryLock::new());
         let reported = Reported::default();
         let publisher = Self::publisher_on(&source, broker.clone(), &clock, &lock, &reported).await;
-        let storage = SqlStorage::new(replica.connection().clone())
-            .subscribed::<replica_user::Entity>();
+        let storage =
+            SqlStorage::new(replica.connection().clone()).subscribed::<replica_user::Entity>();
         let subscriber = Promiscuous::configure()
             .app("warehouse")
             .broker(broker.clone())
@@ -153,7 +168,10 @@ impl Pair {
 
     /// Starts the subscriber's worker (it declares the queue first).
     pub async fn worker(&self) -> Worker {
-        self.subscriber.subscribe().await.expect("the worker starts")
+        self.subscriber
+            .subscribe()
+            .await
+            .expect("the worker starts")
     }
 
     /// The subscriber's users, by id.
@@ -230,7 +248,11 @@ pub async fn create_update_destroy(engine: Engine) {
 
     pair.publisher.delete(ada).await.unwrap();
     pair.assert_replica(&[]).await;
-    assert_eq!(pair.publisher.outbox_len().await.unwrap(), 0, "published rows leave the outbox");
+    assert_eq!(
+        pair.publisher.outbox_len().await.unwrap(),
+        0,
+        "published rows leave the outbox"
+    );
     let stats = worker.stats();
     assert_eq!((stats.applied, stats.failed), (3, 0), "{stats:?}");
     worker.shutdown().await;
@@ -263,8 +285,8 @@ pub async fn polymorphism(engine: Engine) {
 /// A subscriber keyed by a foreign key keeps its own ids.
 pub async fn foreign_key(engine: Engine) {
     let pair = Pair::new(engine, "fkey").await;
-    let storage = SqlStorage::new(pair.replica.connection().clone())
-        .entity::<account::Entity>("Account");
+    let storage =
+        SqlStorage::new(pair.replica.connection().clone()).entity::<account::Entity>("Account");
     let accounts = Promiscuous::configure()
         .app("billing")
         .broker(pair.broker.clone())
@@ -287,22 +309,35 @@ pub async fn foreign_key(engine: Engine) {
     };
     let bob = pair.publisher.insert(new_user("Bob")).await.unwrap();
     let cy = pair.publisher.insert(new_user("Cy")).await.unwrap();
-    assert!(eventually(WAIT, || async { rows().await.len() == 2 }).await, "{:?}", pair.reported.all());
+    assert!(
+        eventually(WAIT, || async { rows().await.len() == 2 }).await,
+        "{:?}",
+        pair.reported.all()
+    );
     let before = rows().await;
     assert_eq!(
-        before.iter().map(|a| (a.user_id, a.name.as_str())).collect::<Vec<_>>(),
+        before
+            .iter()
+            .map(|a| (a.user_id, a.name.as_str()))
+            .collect::<Vec<_>>(),
         vec![(bob.id, "Bob"), (cy.id, "Cy")]
     );
     let mut edit = bob.clone().into_active_model();
     edit.name = Set("Robert".into());
     pair.publisher.update(edit).await.unwrap();
     assert!(
-        eventually(WAIT, || async { rows().await.iter().any(|a| a.name == "Robert") }).await,
+        eventually(WAIT, || async {
+            rows().await.iter().any(|a| a.name == "Robert")
+        })
+        .await,
         "{:?}",
         pair.reported.all()
     );
     let after = rows().await;
-    assert_eq!(after[0].id, before[0].id, "an update keeps the subscriber's own id");
+    assert_eq!(
+        after[0].id, before[0].id,
+        "an update keeps the subscriber's own id"
+    );
     pair.publisher.delete(cy).await.unwrap();
     assert!(eventually(WAIT, || async { rows().await.len() == 1 }).await);
     assert_eq!(rows().await[0].user_id, bob.id);
@@ -320,12 +355,18 @@ pub async fn rollback_publishes_nothing(engine: Engine) {
         let mut dropped = pair.publisher.begin().await.unwrap();
         dropped.insert(new_user("Phantom")).await.unwrap();
     }
-    assert!(pair.source_users().await.is_empty(), "rolled back rows are not written");
+    assert!(
+        pair.source_users().await.is_empty(),
+        "rolled back rows are not written"
+    );
     // A committed write after them arrives alone.
     let real = pair.publisher.insert(new_user("Real")).await.unwrap();
     pair.assert_replica(&[copy_of(real)]).await;
     let stats = worker.stats();
-    assert_eq!(stats.received, 1, "only the committed transaction is published: {stats:?}");
+    assert_eq!(
+        stats.received, 1,
+        "only the committed transaction is published: {stats:?}"
+    );
     assert_eq!(pair.publisher.outbox_len().await.unwrap(), 0);
     worker.shutdown().await;
 }
@@ -364,14 +405,35 @@ pub async fn multi_row_writes_refused(engine: Engine) {
         .col_expr(user::Column::Active, sea_orm::sea_query::Expr::value(false))
         .filter(user::Column::Active.eq(true));
     let refused = tx.update_many(update).await.unwrap_err();
-    assert!(matches!(refused, SqlError::MultiRowWrite { operation: "update", .. }), "{refused}");
+    assert!(
+        matches!(
+            refused,
+            SqlError::MultiRowWrite {
+                operation: "update",
+                ..
+            }
+        ),
+        "{refused}"
+    );
     let text = refused.to_string();
-    assert!(text.contains("User") && text.contains("one by one"), "the error explains what to do: {text}");
+    assert!(
+        text.contains("User") && text.contains("one by one"),
+        "the error explains what to do: {text}"
+    );
     let refused = tx
         .delete_many(user::Entity::delete_many().filter(user::Column::Id.eq(fay.id)))
         .await
         .unwrap_err();
-    assert!(matches!(refused, SqlError::MultiRowWrite { operation: "delete", .. }), "{refused}");
+    assert!(
+        matches!(
+            refused,
+            SqlError::MultiRowWrite {
+                operation: "delete",
+                ..
+            }
+        ),
+        "{refused}"
+    );
     for body in ["a", "b"] {
         note::ActiveModel {
             body: Set(body.into()),
@@ -382,16 +444,23 @@ pub async fn multi_row_writes_refused(engine: Engine) {
         .unwrap();
     }
     let done = tx
-        .update_many(
-            note::Entity::update_many()
-                .col_expr(note::Column::Body, sea_orm::sea_query::Expr::value("edited")),
-        )
+        .update_many(note::Entity::update_many().col_expr(
+            note::Column::Body,
+            sea_orm::sea_query::Expr::value("edited"),
+        ))
         .await
         .unwrap();
     assert_eq!(done.rows_affected, 2, "unpublished entities are updated");
     tx.commit().await.unwrap();
-    assert_eq!(pair.source_users().await, vec![copy_of(fay)], "the refused writes changed nothing");
-    assert!(pair.reported.all().iter().any(|e| e.contains("one by one")), "the refusal is reported");
+    assert_eq!(
+        pair.source_users().await,
+        vec![copy_of(fay)],
+        "the refused writes changed nothing"
+    );
+    assert!(
+        pair.reported.all().iter().any(|e| e.contains("one by one")),
+        "the refusal is reported"
+    );
 }
 
 /// A message replayed after a crash between the subscriber's commit and its
@@ -399,7 +468,14 @@ pub async fn multi_row_writes_refused(engine: Engine) {
 pub async fn replay_after_crash_is_detected(engine: Engine) {
     let pair = Pair::new(engine, "replay").await;
     let recorder = Arc::new(NullBroker::new());
-    let publisher = Pair::publisher_on(&pair.source, recorder.clone(), &pair.clock, &pair.lock, &pair.reported).await;
+    let publisher = Pair::publisher_on(
+        &pair.source,
+        recorder.clone(),
+        &pair.clock,
+        &pair.lock,
+        &pair.reported,
+    )
+    .await;
     let gus = publisher.insert(new_user("Gus")).await.unwrap();
     let payload = recorder.published()[0].payload.clone();
 
@@ -432,8 +508,17 @@ pub async fn replay_after_crash_is_detected(engine: Engine) {
         .unwrap();
     let replay = restarted.deliver(&payload).await.unwrap();
     assert_eq!((replay.applied, replay.duplicates), (0, 1), "{replay:?}");
-    let names: Vec<String> = pair.replica_users().await.into_iter().map(|u| u.name).collect();
-    assert_eq!(names, vec!["changed locally".to_owned()], "the replay did not apply again");
+    let names: Vec<String> = pair
+        .replica_users()
+        .await
+        .into_iter()
+        .map(|u| u.name)
+        .collect();
+    assert_eq!(
+        names,
+        vec!["changed locally".to_owned()],
+        "the replay did not apply again"
+    );
 }
 
 /// A commit whose publish failed stays in the outbox; the relay publishes it
@@ -441,17 +526,34 @@ pub async fn replay_after_crash_is_detected(engine: Engine) {
 pub async fn relay_publishes_leftovers(engine: Engine) {
     let pair = Pair::new(engine, "relay").await;
     let mut worker = pair.worker().await;
-    let down = Pair::publisher_on(&pair.source, Arc::new(DownBroker), &pair.clock, &pair.lock, &pair.reported).await;
-    let hal = down.insert(new_user("Hal")).await.expect("the commit succeeds while the broker is down");
+    let down = Pair::publisher_on(
+        &pair.source,
+        Arc::new(DownBroker),
+        &pair.clock,
+        &pair.lock,
+        &pair.reported,
+    )
+    .await;
+    let hal = down
+        .insert(new_user("Hal"))
+        .await
+        .expect("the commit succeeds while the broker is down");
     let mut edit = hal.clone().into_active_model();
     edit.name = Set("Hal 9000".into());
     let hal = down.update(edit).await.unwrap();
-    assert_eq!(pair.publisher.outbox_len().await.unwrap(), 2, "both messages wait in the outbox");
+    assert_eq!(
+        pair.publisher.outbox_len().await.unwrap(),
+        2,
+        "both messages wait in the outbox"
+    );
 
     // Another publisher process on the same database and app relays them.
     let relay = pair.publisher.relay();
     let early = relay.run_once().await.unwrap();
-    assert_eq!(early.published, 0, "rows still claimed by their writer are left alone");
+    assert_eq!(
+        early.published, 0,
+        "rows still claimed by their writer are left alone"
+    );
     tokio::time::sleep(Duration::from_millis(400)).await;
     let pass = relay.run_once().await.unwrap();
     assert_eq!(pass.published, 2, "{pass:?}");
@@ -483,7 +585,11 @@ pub async fn initial_sync_with_concurrent_updates(engine: Engine) {
         tokio::spawn(async move {
             for step in 0..200i64 {
                 let id = (step * 7919) % ROWS + 1;
-                let row = user::Entity::find_by_id(id).one(publisher.connection()).await.unwrap().unwrap();
+                let row = user::Entity::find_by_id(id)
+                    .one(publisher.connection())
+                    .await
+                    .unwrap()
+                    .unwrap();
                 let mut edit = row.into_active_model();
                 edit.name = Set(format!("updated {step}"));
                 publisher.update(edit).await.unwrap();
@@ -507,7 +613,10 @@ pub async fn initial_sync_with_concurrent_updates(engine: Engine) {
         assert_eq!(report.scanned, ROWS as u64);
         published += report.published;
     }
-    assert_eq!(published, ROWS as u64, "the partitions cover every row once");
+    assert_eq!(
+        published, ROWS as u64,
+        "the partitions cover every row once"
+    );
     updater.await.unwrap();
     let expected = pair.source_users().await;
     assert_eq!(expected.len(), ROWS as usize);
@@ -547,10 +656,13 @@ pub async fn filtered_sync(engine: Engine) {
 /// Entities that cannot be published are refused when the publisher is built.
 pub async fn unregistered_entity_is_refused(engine: Engine) {
     let pair = Pair::new(engine, "unregistered").await;
-    let only_users = SqlPublisher::builder(pair.publisher.promiscuous().clone(), pair.source.connection().clone())
-        .entity::<user::Entity>()
-        .build()
-        .unwrap();
+    let only_users = SqlPublisher::builder(
+        pair.publisher.promiscuous().clone(),
+        pair.source.connection().clone(),
+    )
+    .entity::<user::Entity>()
+    .build()
+    .unwrap();
     let member = member::ActiveModel {
         id: Set(5),
         name: Set("M".into()),
@@ -560,6 +672,13 @@ pub async fn unregistered_entity_is_refused(engine: Engine) {
         level: Set(1),
     };
     let refused = only_users.insert(member).await.unwrap_err();
-    assert!(refused.to_string().contains(".entity::<members::Entity>()"), "{refused}");
-    assert!(member::Entity::find().all(pair.source.connection()).await.unwrap().is_empty());
+    assert!(
+        refused.to_string().contains(".entity::<members::Entity>()"),
+        "{refused}"
+    );
+    assert!(member::Entity::find()
+        .all(pair.source.connection())
+        .await
+        .unwrap()
+        .is_empty());
 }

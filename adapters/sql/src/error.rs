@@ -19,7 +19,9 @@ pub enum SqlError {
         source: DbErr,
     },
     /// A JSON value does not fit the column it is written to.
-    #[error("{model}.{column}: the value {value} does not fit the column ({column_type}): {problem}")]
+    #[error(
+        "{model}.{column}: the value {value} does not fit the column ({column_type}): {problem}"
+    )]
     Conversion {
         /// The model (or table) written.
         model: String,
@@ -72,7 +74,11 @@ pub enum SqlError {
 }
 
 impl SqlError {
-    pub(crate) fn database(operation: &'static str, target: impl Into<String>, source: DbErr) -> Self {
+    pub(crate) fn database(
+        operation: &'static str,
+        target: impl Into<String>,
+        source: DbErr,
+    ) -> Self {
         SqlError::Database {
             operation,
             target: target.into(),
@@ -121,7 +127,9 @@ impl From<SqlError> for BackendError {
     fn from(error: SqlError) -> Self {
         let temporary = error.is_temporary();
         let (operation, target) = match &error {
-            SqlError::Database { operation, target, .. } => (*operation, target.clone()),
+            SqlError::Database {
+                operation, target, ..
+            } => (*operation, target.clone()),
             SqlError::Conversion { model, column, .. } => ("convert", format!("{model}.{column}")),
             SqlError::UnknownColumn { model, .. }
             | SqlError::UnknownModel { model, .. }

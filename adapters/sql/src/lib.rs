@@ -54,9 +54,9 @@ mod storage;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
+pub use entity::{ColumnInfo, TableInfo};
 pub use error::{Result, SqlError};
 pub use schema::{migrate, unmigrate};
-pub use entity::{ColumnInfo, TableInfo};
 pub use storage::{SqlStorage, SqlTransaction};
 mod begin;
 mod outbox;

@@ -121,7 +121,11 @@ pub(crate) async fn unclaimed<C: ConnectionTrait>(
     limit: u64,
 ) -> Result<Vec<OutboxRow>> {
     let statement = Query::select()
-        .columns([col(outbox::ID), col(outbox::CLAIMED_UNTIL), col(outbox::PAYLOAD)])
+        .columns([
+            col(outbox::ID),
+            col(outbox::CLAIMED_UNTIL),
+            col(outbox::PAYLOAD),
+        ])
         .from(table())
         .and_where(Expr::col(col(outbox::APP)).eq(app))
         .and_where(Expr::col(col(outbox::CLAIMED_UNTIL)).lt(now_ms()))

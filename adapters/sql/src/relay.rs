@@ -97,7 +97,11 @@ impl Relay {
                     Ok(()) => {
                         outbox::delete(db, row.id).await?;
                         pass.published += 1;
-                        tracing::info!(app, outbox_row = row.id, "relayed a message left in the outbox");
+                        tracing::info!(
+                            app,
+                            outbox_row = row.id,
+                            "relayed a message left in the outbox"
+                        );
                     }
                     Err(CoreError::Wire(e)) => {
                         // A row that can never be published must not block the others.

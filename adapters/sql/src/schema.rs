@@ -49,9 +49,21 @@ fn outbox_table(backend: DbBackend) -> TableCreateStatement {
                 .auto_increment()
                 .primary_key(),
         )
-        .col(ColumnDef::new(Alias::new(outbox::APP)).string_len(255).not_null())
-        .col(ColumnDef::new(Alias::new(outbox::CREATED_AT)).big_integer().not_null())
-        .col(ColumnDef::new(Alias::new(outbox::CLAIMED_UNTIL)).big_integer().not_null())
+        .col(
+            ColumnDef::new(Alias::new(outbox::APP))
+                .string_len(255)
+                .not_null(),
+        )
+        .col(
+            ColumnDef::new(Alias::new(outbox::CREATED_AT))
+                .big_integer()
+                .not_null(),
+        )
+        .col(
+            ColumnDef::new(Alias::new(outbox::CLAIMED_UNTIL))
+                .big_integer()
+                .not_null(),
+        )
         .col(payload)
         .to_owned()
 }
@@ -66,7 +78,11 @@ fn applied_table() -> TableCreateStatement {
                 .not_null()
                 .primary_key(),
         )
-        .col(ColumnDef::new(Alias::new(applied::VERSION)).big_integer().not_null())
+        .col(
+            ColumnDef::new(Alias::new(applied::VERSION))
+                .big_integer()
+                .not_null(),
+        )
         .to_owned()
 }
 

@@ -119,7 +119,10 @@ where
         ) {
             bar.set_style(style);
         }
-        bar.set_message(format!("sync {}", <E::Model as Publish>::definition().model));
+        bar.set_message(format!(
+            "sync {}",
+            <E::Model as Publish>::definition().model
+        ));
         bar.enable_steady_tick(Duration::from_millis(250));
         bar
     }
@@ -147,7 +150,10 @@ where
         self.check()?;
         let model = <E::Model as Publish>::definition().model;
         let db = self.publisher.connection();
-        let Some(key) = E::PrimaryKey::iter().next().map(PrimaryKeyToColumn::into_column) else {
+        let Some(key) = E::PrimaryKey::iter()
+            .next()
+            .map(PrimaryKeyToColumn::into_column)
+        else {
             return Err(SqlError::Definition {
                 model: model.to_owned(),
                 problem: "has no primary key".into(),
@@ -184,7 +190,13 @@ where
             bar.inc(rows.len() as u64);
         }
         bar.finish_and_clear();
-        tracing::info!(model, scanned = report.scanned, published = report.published, vanished = report.vanished, "initial sync done");
+        tracing::info!(
+            model,
+            scanned = report.scanned,
+            published = report.published,
+            vanished = report.vanished,
+            "initial sync done"
+        );
         Ok(report)
     }
 

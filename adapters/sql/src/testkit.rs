@@ -55,7 +55,13 @@ fn unique_name(label: &str) -> String {
         .unwrap_or_default();
     let label: String = label
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
         .take(24)
         .collect();
     format!(
@@ -96,7 +102,9 @@ impl TestDatabase {
                 admin
                     .execute_unprepared(&format!("CREATE DATABASE {name}"))
                     .await
-                    .unwrap_or_else(|e| panic!("{engine:?} at {server} refused to create database {name}: {e}"));
+                    .unwrap_or_else(|e| {
+                        panic!("{engine:?} at {server} refused to create database {name}: {e}")
+                    });
                 admin.close().await.ok();
                 format!("{server}/{name}")
             }
@@ -141,7 +149,10 @@ impl Drop for TestDatabase {
         let name = self.name.clone();
         // Drop runs outside async code: clean up on a thread with its own runtime.
         let cleanup = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
                 return;
             };
             runtime.block_on(async move {

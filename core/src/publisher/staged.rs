@@ -245,7 +245,9 @@ impl Staged {
         if pending.id.is_null() {
             return Ok(());
         }
-        let endpoint = pending.definition.endpoint(&self.promiscuous.inner.config.app);
+        let endpoint = pending
+            .definition
+            .endpoint(&self.promiscuous.inner.config.app);
         let key = lock_key(&endpoint, &pending.id);
         let recovery = serde_json::json!({
             "outbox": true,

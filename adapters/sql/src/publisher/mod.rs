@@ -9,8 +9,8 @@ use std::time::Duration;
 use promiscuous_core::model::{AttributeSource, Publish, PublisherDef};
 use promiscuous_core::Promiscuous;
 use sea_orm::{
-    ActiveModelBehavior, ActiveModelTrait, DatabaseConnection, EntityTrait,
-    IdenStatic, IntoActiveModel, Iterable, PrimaryKeyToColumn,
+    ActiveModelBehavior, ActiveModelTrait, DatabaseConnection, EntityTrait, IdenStatic,
+    IntoActiveModel, Iterable, PrimaryKeyToColumn, TransactionTrait,
 };
 
 pub use transaction::PublishingTransaction;
@@ -90,7 +90,11 @@ impl SqlPublisher {
     /// Begins a database transaction whose published writes go out as one
     /// message after it commits, and never if it rolls back.
     pub async fn begin(&self) -> Result<PublishingTransaction> {
-        let tx = crate::begin::begin_writing(&self.shared.db)
+        let options = crate::begin::writing(self.shared.db.get_database_backend());
+        let tx = self
+            .shared
+            .db
+            .begin_with_options(options)
             .await
             .map_err(|e| SqlError::database("begin", "transaction", e))?;
         let staged = self.shared.promiscuous.stage()?;
@@ -153,7 +157,12 @@ impl SqlPublisher {
         if self.shared.entities.is_empty() {
             "none".to_owned()
         } else {
-            self.shared.entities.keys().cloned().collect::<Vec<_>>().join(", ")
+            self.shared
+                .entities
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
         }
     }
 }
@@ -188,7 +197,9 @@ impl SqlPublisherBuilder {
             ));
         }
         for attribute in definition.all_attributes() {
-            if attribute.source == AttributeSource::Field && !columns.iter().any(|c| c == attribute.name) {
+            if attribute.source == AttributeSource::Field
+                && !columns.iter().any(|c| c == attribute.name)
+            {
                 self.problems.push(format!(
                     "{} (table `{table}`): publishes `{}`, which is not a column; make it a column or a virtual attribute",
                     definition.model, attribute.name
@@ -203,10 +214,7 @@ impl SqlPublisherBuilder {
                 ));
             }
         }
-        self.entities.insert(
-            table,
-            PublishedEntity { definition },
-        );
+        self.entities.insert(table, PublishedEntity { definition });
         self
     }
 
@@ -229,7 +237,9 @@ impl SqlPublisherBuilder {
         if self.claim.is_zero() {
             return Err(SqlError::Definition {
                 model: "SqlPublisher".into(),
-                problem: "claim must be longer than zero: it is how long a writer keeps its outbox row".into(),
+                problem:
+                    "claim must be longer than zero: it is how long a writer keeps its outbox row"
+                        .into(),
             });
         }
         Ok(SqlPublisher {

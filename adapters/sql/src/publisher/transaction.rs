@@ -32,7 +32,11 @@ pub struct PublishingTransaction {
     staged: Staged,
 }
 
-fn write_failed<M: Publish>(operation: &'static str, id: &serde_json::Value, source: sea_orm::DbErr) -> SqlError {
+fn write_failed<M: Publish>(
+    operation: &'static str,
+    id: &serde_json::Value,
+    source: sea_orm::DbErr,
+) -> SqlError {
     SqlError::database(operation, format!("{} {id}", M::definition().model), source)
 }
 
@@ -157,12 +161,10 @@ impl PublishingTransaction {
                     model: entity.definition.model.to_owned(),
                     operation,
                 };
-                self.publisher
-                    .promiscuous()
-                    .report(&CoreError::Definition {
-                        model: entity.definition.model.to_owned(),
-                        problem: error.to_string(),
-                    });
+                self.publisher.promiscuous().report(&CoreError::Definition {
+                    model: entity.definition.model.to_owned(),
+                    problem: error.to_string(),
+                });
                 Err(error)
             }
             None => Ok(()),
@@ -197,7 +199,8 @@ impl PublishingTransaction {
         };
         let shared = &publisher.shared;
         let payload = String::from_utf8_lossy(&prepared.payload()).into_owned();
-        let row = match outbox::insert(&tx, shared.promiscuous.app(), &payload, shared.claim).await {
+        let row = match outbox::insert(&tx, shared.promiscuous.app(), &payload, shared.claim).await
+        {
             Ok(row) => row,
             Err(e) => {
                 let _ = tx.rollback().await;

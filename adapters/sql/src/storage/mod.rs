@@ -10,11 +10,11 @@ mod transaction;
 use std::sync::Arc;
 
 use promiscuous_core::model::Subscribe;
-use sea_orm::{DatabaseConnection, EntityTrait};
+use sea_orm::{DatabaseConnection, DbBackend, EntityTrait};
 
 use crate::entity::TableInfo;
 use registry::Registry;
-use session::Session;
+use session::{Session, WriteGate};
 pub use transaction::SqlTransaction;
 
 /// Implements [`Storage`](promiscuous_core::traits::Storage) for a type whose
@@ -88,6 +88,10 @@ use delegate_storage;
 /// Transactions hold the data and the applied versions of each message:
 /// run [`promiscuous_sql::migrate`](crate::migrate) once before subscribing.
 ///
+/// On SQLite, which has one writer at a time, the transactions of a storage
+/// (and its clones) take turns in the order they began: do not begin a second
+/// one while holding one in the same task.
+///
 /// Clones are cheap and share the connection pool and the registrations.
 #[derive(Debug, Clone)]
 pub struct SqlStorage {
@@ -97,10 +101,12 @@ pub struct SqlStorage {
 impl SqlStorage {
     /// A storage on `db` with no model registered yet.
     pub fn new(db: DatabaseConnection) -> Self {
+        let gate = (db.get_database_backend() == DbBackend::Sqlite).then(WriteGate::default);
         SqlStorage {
             session: Arc::new(Session {
                 conn: db,
                 tables: Arc::new(Registry::default()),
+                gate,
             }),
         }
     }

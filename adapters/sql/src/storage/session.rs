@@ -17,11 +17,18 @@ use crate::convert::read_record;
 use crate::entity::TableInfo;
 use crate::error::SqlError;
 
+/// Taken by each top-level transaction on SQLite, which has one writer at a
+/// time: waiting here is first come, first served, where SQLite's own busy
+/// handler lets a transaction starve until it fails with "database is locked".
+pub(crate) type WriteGate = Arc<tokio::sync::Mutex<()>>;
+
 /// A connection and the tables of the models.
 #[derive(Debug)]
 pub(crate) struct Session<C> {
     pub(crate) conn: C,
     pub(crate) tables: Arc<Registry>,
+    /// Set on a SQLite pool; not on a transaction (nested ones take no turn).
+    pub(crate) gate: Option<WriteGate>,
 }
 
 impl<C: ConnectionTrait> Session<C> {
@@ -162,14 +169,20 @@ where
 
     /// A transaction; inside a transaction, a nested one (a savepoint).
     async fn begin(&self) -> Result<Option<Box<dyn StorageTransaction>>, BackendError> {
+        let turn = match &self.gate {
+            Some(gate) => Some(Arc::clone(gate).lock_owned().await),
+            None => None,
+        };
+        let options = crate::begin::writing(self.conn.get_database_backend());
         let tx = self
             .conn
-            .begin()
+            .begin_with_options(options)
             .await
             .map_err(|e| SqlError::database("begin", "transaction", e))?;
         Ok(Some(Box::new(SqlTransaction::new(
             tx,
             Arc::clone(&self.tables),
+            turn,
         ))))
     }
 }

@@ -6,6 +6,7 @@ use promiscuous_core::traits::{Storage, StorageTransaction};
 use promiscuous_core::BackendError;
 use sea_orm::DatabaseTransaction;
 use std::sync::Arc;
+use tokio::sync::OwnedMutexGuard;
 
 use super::registry::Registry;
 use super::session::Session;
@@ -20,12 +21,23 @@ use crate::error::SqlError;
 #[derive(Debug)]
 pub struct SqlTransaction {
     session: Session<DatabaseTransaction>,
+    /// SQLite's single writer turn, released after the commit or rollback.
+    _turn: Option<OwnedMutexGuard<()>>,
 }
 
 impl SqlTransaction {
-    pub(crate) fn new(conn: DatabaseTransaction, tables: Arc<Registry>) -> Self {
+    pub(crate) fn new(
+        conn: DatabaseTransaction,
+        tables: Arc<Registry>,
+        turn: Option<OwnedMutexGuard<()>>,
+    ) -> Self {
         SqlTransaction {
-            session: Session { conn, tables },
+            session: Session {
+                conn,
+                tables,
+                gate: None,
+            },
+            _turn: turn,
         }
     }
 
@@ -52,7 +64,8 @@ impl StorageTransaction for SqlTransaction {
     }
 
     async fn commit(self: Box<Self>) -> Result<(), BackendError> {
-        self.session
+        let SqlTransaction { session, _turn } = *self;
+        session
             .conn
             .commit()
             .await
