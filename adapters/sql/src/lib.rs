@@ -22,7 +22,7 @@
 //! `examples/sql_replication.rs` (`cargo run --example sql_replication
 //! --features sql`); in short:
 //!
-//! ```ignore
+//! ```text
 //! use promiscuous::sql::{SqlPublisher, SqlStorage};
 //! use sea_orm::ActiveValue::Set;
 //!

@@ -48,13 +48,10 @@ pub struct TestDatabase {
 
 static SEQUENCE: AtomicU64 = AtomicU64::new(0);
 
-fn unique_name(label: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or_default();
-    let label: String = label
-        .chars()
+/// `text` as a name every engine accepts unquoted: lower-case ASCII letters,
+/// digits and `_`.
+pub fn identifier(text: &str) -> String {
+    text.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() {
                 c.to_ascii_lowercase()
@@ -62,8 +59,15 @@ fn unique_name(label: &str) -> String {
                 '_'
             }
         })
-        .take(24)
-        .collect();
+        .collect()
+}
+
+fn unique_name(label: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    let label: String = identifier(label).chars().take(24).collect();
     format!(
         "prom_{label}_{}_{}_{nanos:x}",
         std::process::id(),

@@ -55,16 +55,7 @@ impl StorageFixture for SqlFixture {
 
     async fn model(&self, label: &str) -> String {
         let model = unique(label);
-        let table_name: String = model
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() {
-                    c.to_ascii_lowercase()
-                } else {
-                    '_'
-                }
-            })
-            .collect();
+        let table_name = promiscuous_sql::testkit::identifier(&model);
         let table = suite_table(&table_name);
         self.db
             .connection()
