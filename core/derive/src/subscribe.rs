@@ -183,7 +183,7 @@ mod tests {
         let cases: Vec<(DeriveInput, &str)> = vec![
             (
                 parse_quote!(#[subscribe(to = "x")] struct A {}),
-                "unknown subscribe option `to`; expected one of: from, as, parent, foreign_key, observer, callbacks, crate",
+                "unknown subscribe option `to`; expected one of: from, as, model, parent, foreign_key, observer, callbacks, crate",
             ),
             (
                 parse_quote!(struct A { #[subscribe(id)] a: i64 }),
