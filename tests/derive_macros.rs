@@ -496,3 +496,21 @@ fn subscriber_model_option_names_the_stored_model_and_defaults_as() {
     assert_eq!((def.model, def.as_name), ("Client", "User"));
     assert_eq!(def.from_pattern(), "*/user");
 }
+
+/// A row type named for the storage in a central definition.
+#[derive(Debug, Serialize, Deserialize)]
+struct ShopRow {
+    id: i64,
+    name: String,
+}
+
+define! {
+    subscribe ShopRow { model: "StoredShop", from: "retail/shop", attributes: [name] }
+}
+
+#[test]
+fn define_subscriber_model_option() {
+    let def = <ShopRow as Subscribe>::definition();
+    assert_eq!((def.model, def.as_name), ("StoredShop", "StoredShop"));
+    assert_eq!(def.from_pattern(), "retail/shop");
+}

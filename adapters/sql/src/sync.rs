@@ -11,7 +11,7 @@ use promiscuous_core::model::{published_attributes, Publish};
 use promiscuous_core::publisher::PendingWrite;
 use promiscuous_core::wire::OperationKind;
 use promiscuous_core::Error as CoreError;
-use sea_orm::sea_query::IntoCondition;
+use sea_orm::sea_query::{ColumnType, Expr, ExprTrait, IntoCondition};
 use sea_orm::{
     ColumnTrait, Condition, EntityTrait, Iterable, ModelTrait, PaginatorTrait, PrimaryKeyToColumn,
     QueryFilter, QueryOrder, QuerySelect,
@@ -35,8 +35,10 @@ const DEFAULT_BATCH: u64 = 100;
 /// Rows deleted between the two reads are left out.
 ///
 /// Several workers can share the work: each runs the same sync with
-/// [`partition`](Self::partition)`(i, n)` and publishes the rows whose id
-/// hashes to `i` modulo `n`.
+/// [`partition`](Self::partition)`(i, n)`. With an integer key the database
+/// selects the rows whose key is `i` modulo `n`, so each worker reads only
+/// its share; with another key each worker reads every row and publishes
+/// those whose id hashes to `i` modulo `n`.
 #[derive(Debug)]
 pub struct InitialSync<E> {
     publisher: SqlPublisher,
@@ -50,7 +52,7 @@ pub struct InitialSync<E> {
 /// What a sync did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SyncReport {
-    /// Rows read (in this worker's selection, every partition).
+    /// Rows read by this worker.
     pub scanned: u64,
     /// Rows published by this worker.
     pub published: u64,
@@ -92,7 +94,7 @@ where
 
     /// Rows per batch and per message (default 100).
     pub fn batch_size(mut self, batch: u64) -> Self {
-        self.batch = batch.max(1);
+        self.batch = std::cmp::max(batch, 1);
         self
     }
 
@@ -127,9 +129,37 @@ where
         bar
     }
 
-    fn in_partition(&self, id: &Value) -> bool {
+    /// The rows of this worker's partition, when the database can tell them
+    /// (integer keys): `key % n` is `i`, or `i - n` for negative keys.
+    fn partition_condition(&self, key: E::Column) -> Option<Condition> {
         let (index, count) = self.partition;
-        count <= 1 || fnv1a64(id_json(id).as_bytes()) % count == index
+        let integer = matches!(
+            key.def().get_column_type(),
+            ColumnType::TinyInteger
+                | ColumnType::SmallInteger
+                | ColumnType::Integer
+                | ColumnType::BigInteger
+                | ColumnType::TinyUnsigned
+                | ColumnType::SmallUnsigned
+                | ColumnType::Unsigned
+                | ColumnType::BigUnsigned
+        );
+        if count <= 1 || !integer {
+            return None;
+        }
+        let (index, count) = (i64::try_from(index).ok()?, i64::try_from(count).ok()?);
+        let remainder = || Expr::col((E::default(), key)).modulo(count);
+        Some(
+            Condition::any()
+                .add(remainder().eq(index))
+                .add(remainder().eq(index - count)),
+        )
+    }
+
+    /// Whether the client must pick this worker's rows itself (non-integer keys).
+    fn in_partition(&self, id: &Value, by_database: bool) -> bool {
+        let (index, count) = self.partition;
+        by_database || count <= 1 || fnv1a64(id_json(id).as_bytes()) % count == index
     }
 
     fn check(&self) -> Result<()> {
@@ -159,8 +189,16 @@ where
                 problem: "has no primary key".into(),
             });
         };
+        let mut condition = self.condition.clone();
+        let by_database = match self.partition_condition(key) {
+            Some(partition) => {
+                condition = condition.add(partition);
+                true
+            }
+            None => false,
+        };
         let total = E::find()
-            .filter(self.condition.clone())
+            .filter(condition.clone())
             .count(db)
             .await
             .map_err(|e| SqlError::database("count", model, e))?;
@@ -168,7 +206,7 @@ where
         let mut report = SyncReport::default();
         let mut after: Option<sea_orm::Value> = None;
         loop {
-            let mut query = E::find().filter(self.condition.clone());
+            let mut query = E::find().filter(condition.clone());
             if let Some(last) = after.take() {
                 query = query.filter(key.gt(last));
             }
@@ -184,7 +222,7 @@ where
             let mine: Vec<(Value, sea_orm::Value)> = rows
                 .iter()
                 .map(|row| (row.id(), row.get(key)))
-                .filter(|(id, _)| self.in_partition(id))
+                .filter(|(id, _)| self.in_partition(id, by_database))
                 .collect();
             self.publish_batch(key, mine, &mut report).await?;
             bar.inc(rows.len() as u64);

@@ -15,7 +15,7 @@ use crate::spec::{
 const PUBLISH_OPTIONS: &str =
     "to, parent, ephemeral, model, id, attributes, embeds, virtual, crate";
 const SUBSCRIBE_OPTIONS: &str =
-    "from, as, parent, foreign_key, observer, callbacks, attributes, embeds, crate";
+    "from, as, model, parent, foreign_key, observer, callbacks, attributes, embeds, crate";
 
 /// One entry of a `define!` block.
 #[derive(Debug)]
@@ -252,9 +252,9 @@ fn publisher(target: Path, options: Vec<Opt>) -> syn::Result<PublisherSpec> {
 }
 
 fn subscriber(target: Path, options: Vec<Opt>) -> syn::Result<SubscriberSpec> {
-    let model = model_name(&target)?;
     let (mut from, mut as_name, mut parent, mut foreign_key, mut krate) =
         (None, None, None, None, None);
+    let mut model = None;
     let (mut observer, mut callbacks) = (None, None);
     let mut attributes = Vec::new();
     for opt in options {
@@ -264,6 +264,7 @@ fn subscriber(target: Path, options: Vec<Opt>) -> syn::Result<SubscriberSpec> {
         match key.as_str() {
             "from" => set_once(&mut from, string(opt)?, &what, span)?,
             "as" => set_once(&mut as_name, string(opt)?, &what, span)?,
+            "model" => set_once(&mut model, string(opt)?, &what, span)?,
             "parent" => set_once(&mut parent, path(opt)?, &what, span)?,
             "foreign_key" => set_once(&mut foreign_key, string(opt)?, &what, span)?,
             "observer" => flag(&opt, &mut observer, &what)?,
@@ -287,6 +288,11 @@ fn subscriber(target: Path, options: Vec<Opt>) -> syn::Result<SubscriberSpec> {
             }
         }
     }
+    let as_name = as_name.or_else(|| model.clone());
+    let model = match model {
+        Some(model) => model,
+        None => model_name(&target)?,
+    };
     check_unique(&model.value(), attributes.iter().map(|a| &a.ident))?;
     Ok(SubscriberSpec {
         krate: krate.unwrap_or_else(default_crate),
@@ -360,7 +366,7 @@ mod tests {
             ),
             (
                 quote::quote!(subscribe A { to: "x" }),
-                "unknown subscribe option `to`; expected one of: from, as, parent",
+                "unknown subscribe option `to`; expected one of: from, as, model, parent",
             ),
             (
                 quote::quote!(publisher A {}),

@@ -150,8 +150,9 @@ pub fn derive_subscribe(input: TokenStream) -> TokenStream {
 ///                    model: "Name"        id: field           crate: "::path"
 ///                    attributes: [field, ...]   embeds: [field, ...]   virtual: [method, ...]
 /// subscribe options: from: "app/model"    as: "Name"          parent: Type
-///                    foreign_key: "field" observer            callbacks
-///                    crate: "::path"      attributes: [field, ...]   embeds: [field, ...]
+///                    model: "Name"        foreign_key: "field" observer
+///                    callbacks            crate: "::path"
+///                    attributes: [field, ...]   embeds: [field, ...]
 /// ```
 ///
 /// Options mean what they mean on the derives. Attributes are published in the
