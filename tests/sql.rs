@@ -40,4 +40,5 @@ every_engine!(
     initial_sync_with_concurrent_updates,
     filtered_sync,
     unregistered_entity_is_refused,
+    refused_write_is_reported,
 );

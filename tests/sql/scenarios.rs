@@ -697,3 +697,56 @@ pub async fn unregistered_entity_is_refused(engine: Engine) {
         .unwrap()
         .is_empty());
 }
+
+/// A write the database refuses fails with the model named, is reported,
+/// and publishes nothing; the transaction rolls back cleanly.
+pub async fn refused_write_is_reported(engine: Engine) {
+    let pair = Pair::new(engine, "refused").await;
+    let mut worker = pair.worker().await;
+    let member = |name: &str| member::ActiveModel {
+        id: Set(2_000_001),
+        name: Set(name.into()),
+        email: Set("x@example.com".into()),
+        active: Set(true),
+        profile: Set(None),
+        level: Set(1),
+    };
+    let first = pair.publisher.insert(member("First")).await.unwrap();
+    let mut tx = pair.publisher.begin().await.unwrap();
+    let refused = tx.insert(member("Second")).await.unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            SqlError::Database {
+                operation: "insert",
+                ..
+            }
+        ),
+        "{refused}"
+    );
+    assert!(refused.to_string().contains("Member"), "{refused}");
+    tx.rollback().await.unwrap();
+    assert!(
+        pair.reported
+            .all()
+            .iter()
+            .any(|e| e.contains("Member") && e.contains("insert")),
+        "the refused write is reported: {:?}",
+        pair.reported.all()
+    );
+    pair.assert_replica(&[replica_user::Model {
+        id: first.id,
+        name: "First".into(),
+        email: first.email,
+        active: true,
+        profile: None,
+    }])
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        worker.stats().received,
+        1,
+        "only the first insert was published"
+    );
+    worker.shutdown().await;
+}

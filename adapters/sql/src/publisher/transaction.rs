@@ -32,14 +32,6 @@ pub struct PublishingTransaction {
     staged: Staged,
 }
 
-fn write_failed<M: Publish>(
-    operation: &'static str,
-    id: &serde_json::Value,
-    source: sea_orm::DbErr,
-) -> SqlError {
-    SqlError::database(operation, format!("{} {id}", M::definition().model), source)
-}
-
 impl PublishingTransaction {
     pub(super) fn new(publisher: SqlPublisher, tx: DatabaseTransaction, staged: Staged) -> Self {
         Self {
@@ -62,6 +54,27 @@ impl PublishingTransaction {
     /// Whether no published write is staged.
     pub fn is_empty(&self) -> bool {
         self.staged.is_empty()
+    }
+
+    /// The error of a failed database write, reported to the error notifier too.
+    fn write_failed<M: Publish>(
+        &self,
+        operation: &'static str,
+        id: Option<&serde_json::Value>,
+        source: sea_orm::DbErr,
+    ) -> SqlError {
+        let model = M::definition().model;
+        let target = match id {
+            Some(id) => format!("{model} {id}"),
+            None => model.to_owned(),
+        };
+        let error = SqlError::database(operation, target, source);
+        self.publisher.promiscuous().report(&CoreError::Write {
+            model: model.to_owned(),
+            id: id.map(ToString::to_string).unwrap_or_default(),
+            source: error.to_string().into(),
+        });
+        error
     }
 
     /// Stages a write of `model` (read back from the database) and locks its record.
@@ -89,7 +102,7 @@ impl PublishingTransaction {
         let inserted = model
             .insert(&self.tx)
             .await
-            .map_err(|e| write_failed::<ModelOf<A>>("insert", &serde_json::Value::Null, e))?;
+            .map_err(|e| self.write_failed::<ModelOf<A>>("insert", None, e))?;
         self.stage(OperationKind::Create, &inserted).await?;
         Ok(inserted)
     }
@@ -104,7 +117,7 @@ impl PublishingTransaction {
         let updated = model
             .update(&self.tx)
             .await
-            .map_err(|e| write_failed::<ModelOf<A>>("update", &serde_json::Value::Null, e))?;
+            .map_err(|e| self.write_failed::<ModelOf<A>>("update", None, e))?;
         self.stage(OperationKind::Update, &updated).await?;
         Ok(updated)
     }
@@ -122,7 +135,7 @@ impl PublishingTransaction {
             .into_active_model()
             .delete(&self.tx)
             .await
-            .map_err(|e| write_failed::<M>("delete", &id, e))?;
+            .map_err(|e| self.write_failed::<M>("delete", Some(&id), e))?;
         if deleted.rows_affected == 0 {
             return Err(SqlError::Definition {
                 model: M::definition().model.to_owned(),
