@@ -100,6 +100,16 @@ pub(crate) async fn delete<C: ConnectionTrait>(db: &C, id: i64) -> Result<()> {
     Ok(())
 }
 
+/// Removes published rows.
+pub(crate) async fn delete_all<C: ConnectionTrait>(db: &C, ids: &[i64]) -> Result<()> {
+    let statement = Query::delete()
+        .from_table(table())
+        .and_where(Expr::col(col(outbox::ID)).is_in(ids.iter().copied()))
+        .to_owned();
+    db.execute(&statement).await.map_err(failed("delete"))?;
+    Ok(())
+}
+
 /// Whether a row is there (after a commit whose outcome is unknown).
 pub(crate) async fn exists<C: ConnectionTrait>(db: &C, id: i64) -> Result<bool> {
     let statement = Query::select()

@@ -59,8 +59,10 @@ impl SqlPublisher {
         }
     }
 
-    /// How many messages of this app wait in the outbox.
+    /// How many messages of this app wait in the outbox, once the rows of
+    /// the messages already published are removed.
     pub async fn outbox_len(&self) -> Result<u64> {
+        self.flush_outbox().await;
         outbox::pending(self.connection(), self.promiscuous().app()).await
     }
 }

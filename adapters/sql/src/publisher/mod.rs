@@ -1,5 +1,6 @@
 //! Publishing sea-orm entities: [`SqlPublisher`] and its transactions.
 
+mod cleaner;
 mod transaction;
 
 use std::collections::BTreeMap;
@@ -36,6 +37,7 @@ pub(crate) struct Shared {
     /// Table name → published entity.
     pub entities: BTreeMap<String, PublishedEntity>,
     pub claim: Duration,
+    pub cleaner: cleaner::OutboxCleaner,
 }
 
 /// Writes sea-orm entities and publishes them, through a transactional
@@ -134,6 +136,19 @@ impl SqlPublisher {
         let mut tx = self.begin().await?;
         tx.delete(model).await?;
         tx.commit().await
+    }
+
+    /// Queues the removal of a published outbox row.
+    pub(crate) fn published_row(&self, row: i64) {
+        let shared = &self.shared;
+        shared.cleaner.remove(&shared.db, &shared.promiscuous, row);
+    }
+
+    /// Waits until the outbox rows of the messages published so far are
+    /// removed (they are removed in the background, in batches).
+    pub async fn flush_outbox(&self) {
+        let shared = &self.shared;
+        shared.cleaner.flush(&shared.db, &shared.promiscuous).await;
     }
 
     /// The registration of entity `E`, or an error saying how to register it.
@@ -248,6 +263,7 @@ impl SqlPublisherBuilder {
                 db: self.db,
                 entities: self.entities,
                 claim: self.claim,
+                cleaner: cleaner::OutboxCleaner::default(),
             }),
         })
     }

@@ -231,13 +231,7 @@ impl PublishingTransaction {
         }
         staged.committed();
         match staged.publish(&prepared).await {
-            Ok(()) => {
-                if let Err(e) = outbox::delete(&shared.db, row).await {
-                    // Harmless: the relay publishes it again and subscribers
-                    // recognise the duplicate.
-                    shared.promiscuous.report(&CoreError::from(e));
-                }
-            }
+            Ok(()) => publisher.published_row(row),
             Err(e) => {
                 tracing::warn!(outbox_row = row, error = %e, "committed but not published; the outbox relay will publish it");
             }
