@@ -41,4 +41,6 @@ every_engine!(
     filtered_sync,
     unregistered_entity_is_refused,
     refused_write_is_reported,
+    long_transaction_keeps_its_locks,
+    core_transaction_is_atomic_on_sql_storage,
 );

@@ -753,3 +753,95 @@ pub async fn refused_write_is_reported(engine: Engine) {
     );
     worker.shutdown().await;
 }
+
+/// A transaction open longer than the lock's time to live keeps its locks
+/// (extended in the background), and releases them once published.
+pub async fn long_transaction_keeps_its_locks(engine: Engine) {
+    use promiscuous::core::dependency::lock_key;
+    use promiscuous::Lock;
+
+    let pair = Pair::new(engine, "longtx").await;
+    let mut worker = pair.worker().await;
+    let promiscuous = Promiscuous::configure()
+        .app(PUBLISHER_APP)
+        .broker(pair.broker.clone())
+        .clock(pair.clock.clone())
+        .lock(pair.lock.clone())
+        .no_subscribers()
+        .lock_ttl(Duration::from_millis(300))
+        .error_notifier(pair.reported.notifier())
+        .build()
+        .await
+        .unwrap();
+    let publisher = SqlPublisher::builder(promiscuous, pair.source.connection().clone())
+        .entity::<user::Entity>()
+        .build()
+        .unwrap();
+    let mut tx = publisher.begin().await.unwrap();
+    let ivy = tx.insert(new_user("Ivy")).await.unwrap();
+    let key = lock_key("shop/user", &json!(ivy.id));
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let taken = pair
+        .lock
+        .try_acquire(&key, "another writer", Duration::from_secs(1), b"")
+        .await
+        .unwrap();
+    assert!(
+        taken.is_none(),
+        "after three times its TTL the lock is still held"
+    );
+    tx.commit().await.unwrap();
+    pair.assert_replica(&[copy_of(ivy)]).await;
+    let taken = pair
+        .lock
+        .try_acquire(&key, "another writer", Duration::from_secs(1), b"")
+        .await
+        .unwrap();
+    assert!(taken.is_some(), "the lock is released after the publish");
+    assert!(
+        pair.reported.all().is_empty(),
+        "no lock expired: {:?}",
+        pair.reported.all()
+    );
+    worker.shutdown().await;
+}
+
+/// The core `transaction()` API on a `SqlStorage` writes all or nothing.
+pub async fn core_transaction_is_atomic_on_sql_storage(engine: Engine) {
+    let pair = Pair::new(engine, "coretx").await;
+    let storage = SqlStorage::new(pair.source.connection().clone()).entity::<user::Entity>("User");
+    let promiscuous = Promiscuous::configure()
+        .app(PUBLISHER_APP)
+        .broker(Arc::new(NullBroker::new()))
+        .clock(pair.clock.clone())
+        .lock(pair.lock.clone())
+        .storage(Arc::new(storage))
+        .no_subscribers()
+        .build()
+        .await
+        .unwrap();
+    let user = |id: i64, name: &str| user::Model {
+        id,
+        name: name.into(),
+        email: format!("{name}@example.com"),
+        active: true,
+        profile: None,
+        password: "x".into(),
+    };
+    let mut tx = promiscuous.transaction();
+    tx.create(&user(10, "Jo")).unwrap();
+    tx.create(&user(11, "Kim")).unwrap();
+    tx.commit().await.unwrap();
+    let mut tx = promiscuous.transaction();
+    tx.create(&user(12, "Lee")).unwrap();
+    tx.create(&user(10, "Duplicate")).unwrap();
+    let failed = tx.commit().await.unwrap_err();
+    assert!(failed.to_string().contains("User"), "{failed}");
+    let names: Vec<String> = pair
+        .source_users()
+        .await
+        .into_iter()
+        .map(|u| u.name)
+        .collect();
+    assert_eq!(names, ["Jo", "Kim"], "the failed transaction wrote nothing");
+}

@@ -102,9 +102,10 @@ impl Transaction<'_> {
     }
 
     /// Performs the writes on the configured storage, in order, and publishes
-    /// them as one message. Atomic when the storage has transactions; with
-    /// the memory storage a failed write leaves the earlier ones in place
-    /// (and publishes a noop).
+    /// them as one message. Atomic when the storage has transactions (all
+    /// writes in one storage transaction); with the memory storage a failed
+    /// write leaves the earlier ones in place. A failed commit publishes a
+    /// noop.
     pub async fn commit(self) -> Result<()> {
         let storage = self.promiscuous.inner.storage.clone().ok_or_else(|| {
             Error::config(
@@ -115,16 +116,23 @@ impl Transaction<'_> {
         let writes = self.storage;
         self.promiscuous
             .publish_writes(self.writes, || async move {
+                let transaction = storage.begin().await.map_err(|e| Error::Write {
+                    model: writes.first().map_or("(transaction)", |w| w.0).to_owned(),
+                    id: "(transaction)".into(),
+                    source: Box::new(e),
+                })?;
+                let target = match &transaction {
+                    Some(tx) => tx.storage(),
+                    None => storage.as_ref(),
+                };
                 for (model, id, write) in writes {
                     let filter = Filter::eq("id", id.clone());
                     let done = match &write {
                         StorageWrite::Insert(record) => {
-                            storage.insert(model, record).await.map(|()| 1)
+                            target.insert(model, record).await.map(|()| 1)
                         }
-                        StorageWrite::Update(record) => {
-                            storage.update(model, &filter, record).await
-                        }
-                        StorageWrite::Delete => storage.delete(model, &filter).await,
+                        StorageWrite::Update(record) => target.update(model, &filter, record).await,
+                        StorageWrite::Delete => target.delete(model, &filter).await,
                     };
                     match done {
                         Ok(0) if matches!(write, StorageWrite::Update(_)) => {
@@ -143,6 +151,13 @@ impl Transaction<'_> {
                             })
                         }
                     }
+                }
+                if let Some(tx) = transaction {
+                    tx.commit().await.map_err(|e| Error::Write {
+                        model: "(transaction)".into(),
+                        id: "(transaction)".into(),
+                        source: Box::new(e),
+                    })?;
                 }
                 Ok(((), self.produced))
             })
