@@ -170,24 +170,32 @@ impl Runtime {
         if locks.is_empty() {
             return work.await;
         }
-        let period = (self.config.lock_ttl / 3).max(Duration::from_millis(1));
+        let period = self.lock_refresh_period();
         let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         tokio::pin!(work);
         loop {
             tokio::select! {
                 done = &mut work => return done,
-                _ = ticker.tick() => {
-                    for key in locks {
-                        match self.lock.extend(key, owner, self.config.lock_ttl).await {
-                            Ok(true) => {}
-                            Ok(false) => self.report(&Error::LockUnavailable {
-                                key: key.clone(),
-                                waited: self.config.lock_ttl,
-                            }),
-                            Err(e) => self.report(&Error::from(e)),
-                        }
-                    }
-                }
+                _ = ticker.tick() => self.extend_locks(locks, owner).await,
+            }
+        }
+    }
+
+    /// How often held locks are extended: every third of `lock_ttl`.
+    pub(super) fn lock_refresh_period(&self) -> Duration {
+        (self.config.lock_ttl / 3).max(Duration::from_millis(1))
+    }
+
+    /// Extends `locks` by `lock_ttl`, reporting those lost or failing.
+    pub(super) async fn extend_locks(&self, locks: &[String], owner: &str) {
+        for key in locks {
+            match self.lock.extend(key, owner, self.config.lock_ttl).await {
+                Ok(true) => {}
+                Ok(false) => self.report(&Error::LockUnavailable {
+                    key: key.clone(),
+                    waited: self.config.lock_ttl,
+                }),
+                Err(e) => self.report(&Error::from(e)),
             }
         }
     }

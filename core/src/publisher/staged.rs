@@ -9,7 +9,6 @@
 //! [`Staged::abandon`] after a rollback.
 
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
 
 use serde_json::{Map, Value};
 
@@ -93,21 +92,23 @@ impl HeldLocks {
         Ok(())
     }
 
-    async fn release(&mut self) {
+    /// Stops extending the locks and gives up the keys held, to be released.
+    fn surrender(&mut self) -> Vec<String> {
         if let Some(keeper) = self.keeper.take() {
             keeper.abort();
         }
-        let keys = std::mem::take(&mut *self.keys.lock().unwrap_or_else(PoisonError::into_inner));
+        std::mem::take(&mut *self.keys.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    async fn release(&mut self) {
+        let keys = self.surrender();
         self.rt.release_all(&keys, &self.owner).await;
     }
 }
 
 impl Drop for HeldLocks {
     fn drop(&mut self) {
-        if let Some(keeper) = self.keeper.take() {
-            keeper.abort();
-        }
-        let keys = std::mem::take(&mut *self.keys.lock().unwrap_or_else(PoisonError::into_inner));
+        let keys = self.surrender();
         if keys.is_empty() {
             return;
         }
@@ -124,20 +125,10 @@ impl Drop for HeldLocks {
 /// Extends the held locks every third of their time to live, for as long as
 /// the transaction is open.
 async fn keep_alive(rt: Arc<Runtime>, owner: String, keys: Arc<Mutex<Vec<String>>>) {
-    let period = (rt.config.lock_ttl / 3).max(Duration::from_millis(1));
     loop {
-        tokio::time::sleep(period).await;
+        tokio::time::sleep(rt.lock_refresh_period()).await;
         let held = keys.lock().unwrap_or_else(PoisonError::into_inner).clone();
-        for key in held {
-            match rt.lock.extend(&key, &owner, rt.config.lock_ttl).await {
-                Ok(true) => {}
-                Ok(false) => rt.report(&Error::LockUnavailable {
-                    key,
-                    waited: rt.config.lock_ttl,
-                }),
-                Err(e) => rt.report(&Error::from(e)),
-            }
-        }
+        rt.extend_locks(&held, &owner).await;
     }
 }
 
@@ -248,14 +239,13 @@ impl Staged {
         let endpoint = pending
             .definition
             .endpoint(&self.promiscuous.inner.config.app);
-        let key = lock_key(&endpoint, &pending.id);
-        let recovery = serde_json::json!({
-            "outbox": true,
-            "endpoint": endpoint,
-            "id": pending.id,
-            "operation": pending.operation.as_str(),
-        })
-        .to_string();
+        self.take_lock(lock_key(&endpoint, &pending.id)).await
+    }
+
+    async fn take_lock(&mut self, key: String) -> Result<()> {
+        // What an operator finds on a lock left expired: the record's key,
+        // and that its operation is in the outbox of the writer's database.
+        let recovery = serde_json::json!({ "outbox": true, "key": key }).to_string();
         match self.locks.take(key, recovery.as_bytes()).await {
             Ok(()) => Ok(()),
             Err(e) => Err(self.failed(e)),
@@ -265,8 +255,9 @@ impl Staged {
     /// Adds a write to the message, with its published attributes (`None` for
     /// a destroy). Writes are published in the order pushed.
     pub fn push(&mut self, pending: PendingWrite, attributes: Option<Map<String, Value>>) {
+        let is_destroy = pending.operation == OperationKind::Destroy;
         self.writes.push(pending);
-        self.produced.push(attributes);
+        self.produced.push(attributes.filter(|_| !is_destroy));
     }
 
     /// How many writes are staged.
@@ -290,15 +281,14 @@ impl Staged {
         }
         let rt = self.promiscuous.inner.clone();
         let mut plan = rt.plan(&self.writes);
-        for pending in self.writes.clone() {
-            self.lock(&pending).await?;
+        for key in &plan.locks {
+            self.take_lock(key.clone()).await?;
         }
         if let Err(e) = rt.take_versions(&mut plan).await {
             return Err(self.failed(e));
         }
-        for (op, attributes) in plan.operations.iter_mut().zip(&self.produced) {
-            let needs_attributes = op.operation != OperationKind::Destroy;
-            op.attributes = attributes.clone().filter(|_| needs_attributes);
+        for (op, attributes) in plan.operations.iter_mut().zip(self.produced.drain(..)) {
+            op.attributes = attributes;
         }
         let prepared = Prepared {
             message: rt.message(plan.operations.clone()),

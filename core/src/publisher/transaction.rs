@@ -116,11 +116,17 @@ impl Transaction<'_> {
         let writes = self.storage;
         self.promiscuous
             .publish_writes(self.writes, || async move {
-                let transaction = storage.begin().await.map_err(|e| Error::Write {
-                    model: writes.first().map_or("(transaction)", |w| w.0).to_owned(),
-                    id: "(transaction)".into(),
-                    source: Box::new(e),
-                })?;
+                let failed = |model: &str, id: String, source: crate::BoxError| Error::Write {
+                    model: model.to_owned(),
+                    id,
+                    source,
+                };
+                let whole = || "(transaction)".to_owned();
+                let first = writes.first().map_or("(transaction)", |w| w.0);
+                let transaction = storage
+                    .begin()
+                    .await
+                    .map_err(|e| failed(first, whole(), Box::new(e)))?;
                 let target = match &transaction {
                     Some(tx) => tx.storage(),
                     None => storage.as_ref(),
@@ -136,28 +142,17 @@ impl Transaction<'_> {
                     };
                     match done {
                         Ok(0) if matches!(write, StorageWrite::Update(_)) => {
-                            return Err(Error::Write {
-                                model: model.to_owned(),
-                                id: id.to_string(),
-                                source: format!("no {model} with id {id} to update").into(),
-                            })
+                            let problem = format!("no {model} with id {id} to update");
+                            return Err(failed(model, id.to_string(), problem.into()));
                         }
                         Ok(_) => {}
-                        Err(e) => {
-                            return Err(Error::Write {
-                                model: model.to_owned(),
-                                id: id.to_string(),
-                                source: Box::new(e),
-                            })
-                        }
+                        Err(e) => return Err(failed(model, id.to_string(), Box::new(e))),
                     }
                 }
                 if let Some(tx) = transaction {
-                    tx.commit().await.map_err(|e| Error::Write {
-                        model: "(transaction)".into(),
-                        id: "(transaction)".into(),
-                        source: Box::new(e),
-                    })?;
+                    tx.commit()
+                        .await
+                        .map_err(|e| failed(first, whole(), Box::new(e)))?;
                 }
                 Ok(((), self.produced))
             })

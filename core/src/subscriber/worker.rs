@@ -429,34 +429,53 @@ async fn apply(
     values: &[u64],
 ) -> Result<()> {
     let rt = &state.rt;
+    let handlers: Vec<_> = ops
+        .iter()
+        .map(|op| match op.operation {
+            OperationKind::Noop => None,
+            _ => rt.router.route(op),
+        })
+        .collect();
+    let stores = handlers
+        .iter()
+        .flatten()
+        .any(|handler| !handler.definition().is_observer());
     let transaction = match rt.storage.as_deref() {
-        Some(storage) if needs_storage(state, ops) => storage.begin().await?,
+        Some(storage) if stores => storage.begin().await?,
         _ => None,
     };
-    let mut values = values.to_vec();
-    if let Some(tx) = &transaction {
-        let keys: Vec<String> = gates.writes.iter().map(|g| g.key.clone()).collect();
-        let recorded = tx.applied_versions(&keys).await?;
-        let mut replayed = false;
-        for (value, recorded) in values.iter_mut().zip(recorded) {
-            replayed |= recorded > *value;
-            *value = (*value).max(recorded);
+    let merged;
+    let values = match &transaction {
+        Some(tx) => {
+            let keys: Vec<String> = gates.writes.iter().map(|g| g.key.clone()).collect();
+            let recorded = tx.applied_versions(&keys).await?;
+            let mut replayed = false;
+            merged = values
+                .iter()
+                .zip(recorded.into_iter().chain(std::iter::repeat(0)))
+                .map(|(&value, recorded)| {
+                    replayed |= recorded > value;
+                    value.max(recorded)
+                })
+                .collect::<Vec<u64>>();
+            if replayed {
+                Counters::bump(&state.counters.duplicates);
+                tracing::info!(app = %message.app, "operations already committed in the database (a replay after a crash) are not applied again");
+            }
+            &merged[..]
         }
-        if replayed {
-            Counters::bump(&state.counters.duplicates);
-            tracing::info!(app = %message.app, "operations already committed in the database (a replay after a crash) are not applied again");
-        }
-    }
+        None => values,
+    };
     let storage = match &transaction {
         Some(tx) => Some(tx.storage()),
         None => rt.storage.as_deref(),
     };
-    for (index, op) in ops.iter().enumerate() {
-        if op.operation == OperationKind::Noop || gates.already_applied(index, &values) {
+    for (index, (op, handler)) in ops.iter().zip(handlers).enumerate() {
+        if op.operation == OperationKind::Noop || gates.already_applied(index, values) {
             Counters::bump(&state.counters.skipped);
             continue;
         }
-        let Some(handler) = rt.router.route(op) else {
+        let Some(handler) = handler else {
             tracing::debug!(endpoint = %op.endpoint, types = ?op.types, "no subscribed model for this type; skipped");
             Counters::bump(&state.counters.skipped);
             continue;
@@ -473,16 +492,4 @@ async fn apply(
         tx.commit().await?;
     }
     Ok(())
-}
-
-/// Whether any operation goes to a model stored through the storage.
-fn needs_storage(state: &State, ops: &[&Operation]) -> bool {
-    ops.iter().any(|op| {
-        op.operation != OperationKind::Noop
-            && state
-                .rt
-                .router
-                .route(op)
-                .is_some_and(|handler| !handler.definition().is_observer())
-    })
 }
