@@ -29,14 +29,7 @@ fn col(name: &str) -> Alias {
 }
 
 fn failed(operation: &'static str) -> impl FnOnce(sea_orm::DbErr) -> SqlError {
-    move |e| {
-        let hint = if e.to_string().contains(OUTBOX_TABLE) || e.to_string().contains("exist") {
-            " (has `promiscuous_sql::migrate` run on this database?)"
-        } else {
-            ""
-        };
-        SqlError::database(operation, format!("{OUTBOX_TABLE}{hint}"), e)
-    }
+    move |e| crate::schema::table_error(operation, OUTBOX_TABLE, e)
 }
 
 /// A row left in the outbox.
@@ -88,16 +81,6 @@ pub(crate) async fn insert<C: ConnectionTrait>(
         })?;
     row.try_get_by::<i64, _>(outbox::ID)
         .map_err(failed("insert"))
-}
-
-/// Removes a published row.
-pub(crate) async fn delete<C: ConnectionTrait>(db: &C, id: i64) -> Result<()> {
-    let statement = Query::delete()
-        .from_table(table())
-        .and_where(Expr::col(col(outbox::ID)).eq(id))
-        .to_owned();
-    db.execute(&statement).await.map_err(failed("delete"))?;
-    Ok(())
 }
 
 /// Removes published rows.

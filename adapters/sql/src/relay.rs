@@ -97,7 +97,7 @@ impl Relay {
                 }
                 match shared.promiscuous.republish(row.payload.as_bytes()).await {
                     Ok(()) => {
-                        outbox::delete(db, row.id).await?;
+                        outbox::delete_all(db, &[row.id]).await?;
                         pass.published += 1;
                         tracing::info!(
                             app,
@@ -105,9 +105,8 @@ impl Relay {
                             "relayed a message left in the outbox"
                         );
                     }
-                    Err(CoreError::Wire(e)) => {
+                    Err(error @ CoreError::Wire(_)) => {
                         // A row that can never be published must not block the others.
-                        let error = CoreError::Wire(e);
                         shared.promiscuous.report(&error);
                         tracing::error!(app, outbox_row = row.id, error = %error, "outbox row is not a valid message; left in place for an operator");
                         pass.failed += 1;

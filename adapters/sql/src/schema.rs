@@ -6,7 +6,7 @@
 //!   subscriber applied, written in the same transaction as the data.
 
 use sea_orm::sea_query::{Alias, ColumnDef, Table, TableCreateStatement};
-use sea_orm::{ConnectionTrait, DbBackend};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr};
 
 use crate::error::{Result, SqlError};
 
@@ -84,6 +84,26 @@ fn applied_table() -> TableCreateStatement {
                 .not_null(),
         )
         .to_owned()
+}
+
+/// The error of a statement on one of the adapter's tables; when the table is
+/// missing, it says to run the migration.
+pub(crate) fn table_error(operation: &'static str, table: &'static str, error: DbErr) -> SqlError {
+    let text = error.to_string().to_lowercase();
+    // Each database words it differently.
+    let missing = text.contains(table)
+        && (text.contains("no such table")
+            || text.contains("does not exist")
+            || text.contains("doesn't exist"));
+    if missing {
+        return SqlError::Definition {
+            model: table.to_owned(),
+            problem: format!(
+                "the table does not exist in this database ({error}); run `promiscuous_sql::migrate(&db)` once before publishing or subscribing (at start-up, or from a sea-orm migration's `up`)"
+            ),
+        };
+    }
+    SqlError::database(operation, table, error)
 }
 
 /// Creates the adapter's tables when they do not exist; safe to run at

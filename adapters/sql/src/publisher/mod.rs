@@ -153,13 +153,15 @@ impl SqlPublisher {
 
     /// The registration of entity `E`, or an error saying how to register it.
     pub(crate) fn published<E: EntityTrait>(&self) -> Result<&PublishedEntity> {
-        let table = table_name::<E>();
-        self.shared.entities.get(&table).ok_or_else(|| SqlError::Definition {
-            model: table.clone(),
-            problem: format!(
-                "the entity of table `{table}` is not registered as published; add `.entity::<{table}::Entity>()` to SqlPublisher::builder (registered: {})",
-                self.registered()
-            ),
+        self.is_published::<E>().ok_or_else(|| {
+            let table = table_name::<E>();
+            SqlError::Definition {
+                model: table.clone(),
+                problem: format!(
+                    "the entity of table `{table}` is not registered as published; add `.entity::<{table}::Entity>()` to SqlPublisher::builder (registered: {})",
+                    self.registered()
+                ),
+            }
         })
     }
 

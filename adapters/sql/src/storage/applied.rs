@@ -12,25 +12,8 @@ use crate::schema::{applied, APPLIED_TABLE};
 /// Keys per statement: far below every database's parameter limit.
 const CHUNK: usize = 500;
 
-/// The table is missing when the error says so (each database words it differently).
-fn missing_table(error: &DbErr) -> bool {
-    let text = error.to_string().to_lowercase();
-    text.contains(APPLIED_TABLE)
-        && (text.contains("no such table")
-            || text.contains("does not exist")
-            || text.contains("doesn't exist"))
-}
-
 fn failed(operation: &'static str, error: DbErr) -> SqlError {
-    if missing_table(&error) {
-        return SqlError::Definition {
-            model: APPLIED_TABLE.to_owned(),
-            problem: format!(
-                "the table does not exist in this database ({error}); run `promiscuous_sql::migrate(&db)` once before subscribing (at start-up, or from a sea-orm migration's `up`)"
-            ),
-        };
-    }
-    SqlError::database(operation, APPLIED_TABLE, error)
+    crate::schema::table_error(operation, APPLIED_TABLE, error)
 }
 
 /// The versions recorded for `keys`, in order, 0 for a key never recorded.
