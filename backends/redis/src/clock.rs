@@ -119,6 +119,32 @@ impl RedisClock {
         Ok(reply)
     }
 
+    /// Increments `increments` and reads `reads` in one atomic script.
+    async fn tick_reading(
+        &self,
+        operation: &'static str,
+        increments: &[String],
+        reads: &[String],
+    ) -> Result<(Vec<u64>, Vec<u64>), BackendError> {
+        if increments.is_empty() {
+            return Ok((Vec::new(), self.read_values(operation, reads).await?));
+        }
+        let mut invocation = scripts::TICK_AND_READ.prepare_invoke();
+        invocation
+            .key(&self.epoch_key)
+            .arg(&self.epoch)
+            .arg(increments.len().to_string());
+        for key in increments.iter().chain(reads) {
+            invocation.key(self.counter_key(key));
+        }
+        let reply = self.run(operation, &invocation).await?;
+        self.refuse_unincrementable(operation, increments, &reply)?;
+        let all: Vec<String> = increments.iter().chain(reads).cloned().collect();
+        let mut values = self.counters(operation, &all, reply)?;
+        let read = values.split_off(increments.len());
+        Ok((values, read))
+    }
+
     /// The counters of `keys`, read by one script.
     async fn read_values(
         &self,
@@ -213,17 +239,7 @@ impl Clock for RedisClock {
     }
 
     async fn tick(&self, keys: &[String]) -> Result<Vec<u64>, BackendError> {
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut invocation = scripts::TICK.prepare_invoke();
-        invocation.key(&self.epoch_key).arg(&self.epoch);
-        for key in keys {
-            invocation.key(self.counter_key(key));
-        }
-        let reply = self.run("tick", &invocation).await?;
-        self.refuse_unincrementable("tick", keys, &reply)?;
-        self.counters("tick", keys, reply)
+        Ok(self.tick_reading("tick", keys, &[]).await?.0)
     }
 
     async fn tick_and_read(
@@ -231,23 +247,7 @@ impl Clock for RedisClock {
         increments: &[String],
         reads: &[String],
     ) -> Result<(Vec<u64>, Vec<u64>), BackendError> {
-        if reads.is_empty() {
-            return Ok((self.tick(increments).await?, Vec::new()));
-        }
-        let mut invocation = scripts::TICK_AND_READ.prepare_invoke();
-        invocation
-            .key(&self.epoch_key)
-            .arg(&self.epoch)
-            .arg(increments.len().to_string());
-        for key in increments.iter().chain(reads) {
-            invocation.key(self.counter_key(key));
-        }
-        let reply = self.run("tick_and_read", &invocation).await?;
-        self.refuse_unincrementable("tick_and_read", increments, &reply)?;
-        let all: Vec<String> = increments.iter().chain(reads).cloned().collect();
-        let mut values = self.counters("tick_and_read", &all, reply)?;
-        let read = values.split_off(increments.len());
-        Ok((values, read))
+        self.tick_reading("tick_and_read", increments, reads).await
     }
 
     async fn read(&self, keys: &[String]) -> Result<Vec<u64>, BackendError> {

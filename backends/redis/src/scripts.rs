@@ -39,32 +39,10 @@ redis.call('SET', KEYS[1], candidate, 'NX')
 return redis.call('GET', KEYS[1])
 ";
 
-/// Adds one to each counter and returns the new values, in order.
-///
-/// KEYS[1]: the epoch key; KEYS[2..]: the counters. ARGV[1]: the expected epoch.
+/// Reads some counters, then adds one to others, in one atomic step: the
+/// publisher's step for an operation (with no counter to read, a plain tick).
 /// Checks every counter before changing any, so a counter at the largest
 /// integer (or holding something else) leaves all of them untouched.
-const TICK_LUA: &str = r"
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then
-  return redis.status_reply('STATE_LOST')
-end
-for i = 2, #KEYS do
-  local value = redis.call('GET', KEYS[i])
-  if value and not (string.match(value, '^%d+$')
-      and (#value < 19 or (#value == 19 and value < '9223372036854775807'))) then
-    return redis.status_reply('NOT_INCREMENTABLE ' .. (i - 1))
-  end
-end
-local values = {}
-for i = 2, #KEYS do
-  redis.call('INCR', KEYS[i])
-  values[i - 1] = redis.call('GET', KEYS[i])
-end
-return values
-";
-
-/// Reads some counters, then adds one to others, in one atomic step: the
-/// publisher's step for an operation with read dependencies.
 ///
 /// KEYS[1]: the epoch key; KEYS[2..n+1]: the counters to increment;
 /// KEYS[n+2..]: the counters to read. ARGV[1]: the expected epoch; ARGV[2]: n.
@@ -235,8 +213,6 @@ return result
 
 /// See [`EPOCH_LUA`].
 pub(crate) static EPOCH: LazyLock<Script> = LazyLock::new(|| Script::new(EPOCH_LUA));
-/// See [`TICK_LUA`].
-pub(crate) static TICK: LazyLock<Script> = LazyLock::new(|| Script::new(TICK_LUA));
 /// See [`READ_LUA`].
 pub(crate) static READ: LazyLock<Script> = LazyLock::new(|| Script::new(READ_LUA));
 /// [`TICK_AND_READ_LUA`], prepared.
