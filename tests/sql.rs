@@ -43,4 +43,5 @@ every_engine!(
     refused_write_is_reported,
     long_transaction_keeps_its_locks,
     core_transaction_is_atomic_on_sql_storage,
+    sync_waits_for_a_locked_record,
 );

@@ -845,3 +845,31 @@ pub async fn core_transaction_is_atomic_on_sql_storage(engine: Engine) {
         .collect();
     assert_eq!(names, ["Jo", "Kim"], "the failed transaction wrote nothing");
 }
+
+/// An initial sync waits for a writer holding a record's lock, and then
+/// publishes what it committed, not the older state.
+pub async fn sync_waits_for_a_locked_record(engine: Engine) {
+    let pair = Pair::new(engine, "synclock").await;
+    let db = pair.source.connection();
+    let mut rows = Vec::new();
+    for i in 1..=3 {
+        let mut model = new_user(&format!("S{i}"));
+        model.id = Set(i);
+        rows.push(model.insert(db).await.unwrap());
+    }
+    let mut worker = pair.worker().await;
+    let mut tx = pair.publisher.begin().await.unwrap();
+    let mut edit = rows[1].clone().into_active_model();
+    edit.name = Set("edited while syncing".into());
+    tx.update(edit).await.unwrap();
+    let sync = tokio::spawn(pair.publisher.sync::<user::Entity>().progress(false).run());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!sync.is_finished(), "the sync waits for the record's lock");
+    tx.commit().await.unwrap();
+    let report = sync.await.unwrap().unwrap();
+    assert_eq!(report.published, 3);
+    let expected = pair.source_users().await;
+    assert_eq!(expected[1].name, "edited while syncing");
+    pair.assert_replica(&expected).await;
+    worker.shutdown().await;
+}
