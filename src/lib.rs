@@ -129,5 +129,6 @@ pub mod __private {
     pub use async_trait::async_trait;
     pub use inventory;
     pub use promiscuous_core as core;
+    pub use serde;
     pub use serde_json;
 }

@@ -409,6 +409,32 @@ impl promiscuous::Clock for LosableClock {
         self.check()?;
         self.inner.read(keys).await
     }
+    async fn take(
+        &self,
+        step: &promiscuous::core::traits::Step<'_>,
+    ) -> Result<promiscuous::core::traits::Versions, promiscuous::BackendError> {
+        self.check()?;
+        self.inner.take(step).await
+    }
+    async fn intent(
+        &self,
+        id: &str,
+    ) -> Result<Option<promiscuous::core::traits::RecordedIntent>, promiscuous::BackendError> {
+        self.check()?;
+        self.inner.intent(id).await
+    }
+    async fn forget(&self, ids: &[String]) -> Result<(), promiscuous::BackendError> {
+        self.check()?;
+        self.inner.forget(ids).await
+    }
+    async fn stale_intents(
+        &self,
+        age: Duration,
+        limit: usize,
+    ) -> Result<Vec<promiscuous::core::traits::RecordedIntent>, promiscuous::BackendError> {
+        self.check()?;
+        self.inner.stale_intents(age, limit).await
+    }
     async fn advance(&self, targets: &[(String, u64)]) -> Result<(), promiscuous::BackendError> {
         self.check()?;
         self.inner.advance(targets).await

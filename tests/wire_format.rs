@@ -270,6 +270,7 @@ fn envelope(
         generation,
         timestamp,
         host: Some(host.into()),
+        id: None,
         operations,
     }
 }

@@ -110,6 +110,13 @@ pub struct Config {
     /// How long a worker's shutdown waits for operations being applied before
     /// abandoning them (their messages are delivered again). Default: 30 s.
     pub shutdown_timeout: Duration,
+    /// How often the recovery worker looks for publications of stopped
+    /// publishers and relays the outbox; `None` runs none in this process
+    /// (run [`Promiscuous::recovery`] yourself). Default: 1 s.
+    pub recovery_interval: Option<Duration>,
+    /// How long a writer keeps its own outbox entry before the relay may
+    /// publish it instead. Default: 30 s.
+    pub outbox_claim: Duration,
     /// Host name sent in messages. Default: `$HOSTNAME` or `localhost`.
     pub host: String,
     pub(crate) error_notifier: Option<ErrorNotifier>,
@@ -130,6 +137,8 @@ impl fmt::Debug for Config {
             .field("max_attempts", &self.max_attempts)
             .field("retry_backoff", &self.retry_backoff)
             .field("shutdown_timeout", &self.shutdown_timeout)
+            .field("recovery_interval", &self.recovery_interval)
+            .field("outbox_claim", &self.outbox_claim)
             .field("host", &self.host)
             .field("error_notifier", &self.error_notifier.is_some())
             .finish()
@@ -161,6 +170,8 @@ pub struct ConfigBuilder {
     max_attempts: u32,
     retry_backoff: Duration,
     shutdown_timeout: Duration,
+    recovery_interval: Option<Duration>,
+    outbox_claim: Duration,
     host: Option<String>,
     error_notifier: Option<ErrorNotifier>,
 }
@@ -199,6 +210,8 @@ impl Default for ConfigBuilder {
             max_attempts: 10,
             retry_backoff: Duration::from_secs(1),
             shutdown_timeout: Duration::from_secs(30),
+            recovery_interval: Some(Duration::from_secs(1)),
+            outbox_claim: Duration::from_secs(30),
             host: None,
             error_notifier: None,
         }
@@ -361,6 +374,30 @@ impl ConfigBuilder {
         self
     }
 
+    /// How often this process's recovery worker finishes the publications of
+    /// publishers that stopped, and relays the outbox (default 1 s).
+    pub fn recovery_interval(mut self, every: Duration) -> Self {
+        self.recovery_interval = Some(every);
+        self
+    }
+
+    /// Runs no recovery worker in this process: another process of the app
+    /// must run one (or call [`Promiscuous::recovery`] yourself), or the
+    /// publications of stopped publishers are never finished and subscribers
+    /// wait for them.
+    pub fn no_recovery_worker(mut self) -> Self {
+        self.recovery_interval = None;
+        self
+    }
+
+    /// How long a writer keeps its own outbox entry before the relay may
+    /// publish it instead (default 30 s): longer than the broker may take to
+    /// confirm.
+    pub fn outbox_claim(mut self, claim: Duration) -> Self {
+        self.outbox_claim = claim;
+        self
+    }
+
     /// The host name sent in messages.
     pub fn host(mut self, host: impl Into<String>) -> Self {
         self.host = Some(host.into());
@@ -424,6 +461,10 @@ impl ConfigBuilder {
         positive("lock_timeout", self.lock_timeout)?;
         positive("recovery_timeout", self.recovery_timeout)?;
         positive("retry_backoff", self.retry_backoff)?;
+        positive("outbox_claim", self.outbox_claim)?;
+        if let Some(every) = self.recovery_interval {
+            positive("recovery_interval", every)?;
+        }
         if !self.publisher_only && matches!(&self.subscribers, Some(list) if list.is_empty()) {
             return Err(Error::config(
                 "subscriber",
@@ -443,6 +484,8 @@ impl ConfigBuilder {
             max_attempts: self.max_attempts,
             retry_backoff: self.retry_backoff,
             shutdown_timeout: self.shutdown_timeout,
+            recovery_interval: self.recovery_interval,
+            outbox_claim: self.outbox_claim,
             host: self
                 .host
                 .clone()

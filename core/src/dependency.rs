@@ -42,6 +42,37 @@ pub fn weak_counter(endpoint: &str, id: &Value) -> String {
     format!("{endpoint}@{}", id_json(id))
 }
 
+/// The endpoint a namespaced counter key belongs to (`app/model` in
+/// `s:sub:app:0:app/model#12`). Namespace parts (`p`, generation, app names)
+/// never hold a `/`, so the first `/` is the endpoint's; the endpoint runs
+/// from the `:` before it up to `#` (a record bucket) or `@` (a weak-mode
+/// record, whose id may hold anything).
+pub fn endpoint_of_key(key: &str) -> &str {
+    let Some(slash) = key.find('/') else {
+        return key.split(['#', '@']).next().unwrap_or(key);
+    };
+    let start = key[..slash].rfind(':').map_or(0, |i| i + 1);
+    let end = key[slash..]
+        .find(['#', '@'])
+        .map_or(key.len(), |i| slash + i);
+    &key[start..end]
+}
+
+/// Bits of a [`version_stamp`] that hold the version; the generation sits above.
+const STAMP_VERSION_BITS: u32 = 48;
+
+/// The version a record is written with (see `Storage::write_versioned`):
+/// the generation in the high 16 bits, the endpoint counter's version in the
+/// low 48, so every write of a record in a later generation is newer. `None`
+/// when either does not fit (2^48 operations of one endpoint in one
+/// generation, or generation 2^16).
+pub fn version_stamp(generation: u64, version: u64) -> Option<u64> {
+    if version >> STAMP_VERSION_BITS != 0 || generation >> (64 - STAMP_VERSION_BITS) != 0 {
+        return None;
+    }
+    Some((generation << STAMP_VERSION_BITS) | version)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -52,6 +83,14 @@ mod tests {
         assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
         assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
         assert_eq!(fnv1a64(b"foobar"), 0x8594_4171_f739_67e8);
+    }
+
+    #[test]
+    fn stamps_order_by_generation_then_version() {
+        assert_eq!(version_stamp(0, 5), Some(5));
+        assert!(version_stamp(1, 1) > version_stamp(0, (1 << 48) - 1));
+        assert_eq!(version_stamp(0, 1 << 48), None);
+        assert_eq!(version_stamp(1 << 16, 1), None);
     }
 
     #[test]

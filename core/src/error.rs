@@ -183,18 +183,20 @@ pub enum Error {
     /// A received message is malformed or cannot be understood.
     #[error(transparent)]
     Wire(#[from] crate::wire::WireError),
-    /// A dependency never arrived and was skipped after the recovery timeout.
-    #[error("recovered from a missing operation: counter {key} was at {applied}, needed {needed} after waiting {waited:?}; skipped ahead (message of {endpoint})")]
+    /// Missing operations were skipped by an operator
+    /// ([`Promiscuous::skip_missing`](crate::Promiscuous::skip_missing)):
+    /// whatever they carried is lost for this subscriber.
+    #[error("skipped missing operations: counter {key} was at {applied} and was raised to {needed} by an operator; their changes are lost for this subscriber, run an initial sync of {endpoint} if they mattered")]
     Recover {
         /// The counter key that was stuck.
         key: String,
         /// The version the subscriber had applied.
         applied: u64,
-        /// The version the waiting operation needed.
+        /// The version it was raised to.
         needed: u64,
-        /// How long we waited before skipping.
+        /// How long the subscriber had waited (zero when unknown).
         waited: Duration,
-        /// The endpoint of the waiting message.
+        /// The endpoint the counter belongs to.
         endpoint: String,
     },
     /// A stored record could not be converted to or from the model.
@@ -219,8 +221,9 @@ pub enum Error {
         problem: String,
     },
     /// A publisher took over a lock that its previous owner let expire: that
-    /// owner crashed or stalled between taking versions and publishing.
-    #[error("took over the lock on {key} that {owner} let expire (it was doing: {recovery}); subscribers skip the unpublished operation after their recovery timeout")]
+    /// owner died or stalled in the middle of a publication, which is now
+    /// finished by recovery (see [`Error::PublicationRecovered`]).
+    #[error("took over the lock on {key} that {owner} let expire (it was doing: {recovery}); its publication is finished by recovery")]
     LockExpired {
         /// The lock key (`app/model/id`).
         key: String,
@@ -228,6 +231,46 @@ pub enum Error {
         owner: String,
         /// The recovery data it attached, as text.
         recovery: String,
+    },
+    /// A publication whose publisher stopped before its message was out was
+    /// finished by another process: its message (or a `noop`, when its
+    /// write never happened) was published with the versions it took.
+    #[error("finished publication {publication} of {app}, left by a publisher that stopped: {outcome}")]
+    PublicationRecovered {
+        /// The publication's id.
+        publication: String,
+        /// The publishing app.
+        app: String,
+        /// What was published, in words.
+        outcome: String,
+    },
+    /// A write was refused because recovery settled its publication first:
+    /// its locks had expired (the process stalled longer than `lock_ttl`).
+    #[error("the write of {model} id {id} was fenced off: its lock expired and recovery settled publication {publication} first; nothing was written, subscribers were told; retry the write")]
+    Fenced {
+        /// The model.
+        model: String,
+        /// The record id, as JSON.
+        id: String,
+        /// The publication that was settled.
+        publication: String,
+    },
+    /// An operation the subscriber needs has not arrived for a long time.
+    /// The subscriber keeps waiting (it never skips an operation that may
+    /// still come); an operator can skip it (`Promiscuous::skip_missing`)
+    /// after checking that it is lost for good.
+    #[error("waiting for a missing operation: counter {key} is at {applied}, the next message needs {needed}; waited {waited:?} (message of {endpoint}); it is waited for until it arrives: check the publisher's recovery worker and outbox relay, or skip it as an operator")]
+    Stalled {
+        /// The counter key that is stuck.
+        key: String,
+        /// The version the subscriber applied.
+        applied: u64,
+        /// The version the waiting operation needs.
+        needed: u64,
+        /// How long it has waited so far.
+        waited: Duration,
+        /// The endpoint of the waiting message.
+        endpoint: String,
     },
     /// A message from an older generation of the publisher's version counters
     /// was dropped: its versions cannot be ordered against the current ones.
@@ -239,6 +282,21 @@ pub enum Error {
         generation: u64,
         /// The subscriber's configured generation.
         current: u64,
+    },
+    /// Publishing several writes as one message failed.
+    #[error("failed to publish a transaction of {} writes ({})", writes.len(), writes.join(", "))]
+    Transaction {
+        /// Each write, as `create User 1`.
+        writes: Vec<String>,
+        /// Why it failed.
+        #[source]
+        source: Box<Error>,
+    },
+    /// A publish was asked for with no write to publish.
+    #[error("nothing to publish: {operation} was given no write")]
+    NothingToPublish {
+        /// The call that was given nothing.
+        operation: &'static str,
     },
     /// The process has been shut down.
     #[error("promiscuous is shut down: {0}")]
@@ -254,16 +312,21 @@ impl Error {
             Error::Backend(e) if e.is_temporary() => ErrorKind::Connection,
             Error::Backend(_) => ErrorKind::Backend,
             Error::Publisher { .. }
+            | Error::Transaction { .. }
             | Error::Write { .. }
             | Error::MultiRecordWrite { .. }
+            | Error::NothingToPublish { .. }
+            | Error::Fenced { .. }
             | Error::Attribute { .. } => ErrorKind::Publisher,
             Error::LockUnavailable { .. } => ErrorKind::LockUnavailable,
             Error::Subscriber { .. } | Error::Wire(_) | Error::Conversion { .. } => {
                 ErrorKind::Subscriber
             }
-            Error::Recover { .. } | Error::LockExpired { .. } | Error::StaleGeneration { .. } => {
-                ErrorKind::Recover
-            }
+            Error::Recover { .. }
+            | Error::Stalled { .. }
+            | Error::LockExpired { .. }
+            | Error::PublicationRecovered { .. }
+            | Error::StaleGeneration { .. } => ErrorKind::Recover,
             Error::Shutdown(_) => ErrorKind::Shutdown,
         }
     }
@@ -273,7 +336,12 @@ impl Error {
         match self {
             Error::Connection(_) | Error::LockUnavailable { .. } => true,
             Error::Backend(e) => e.is_temporary(),
-            Error::Publisher { source, .. } => source.is_temporary(),
+            Error::Publisher { source, .. } | Error::Transaction { source, .. } => {
+                source.is_temporary()
+            }
+            Error::Write { source, .. } | Error::Subscriber { source, .. } => {
+                boxed_is_temporary(source.as_ref())
+            }
             _ => false,
         }
     }
@@ -283,7 +351,9 @@ impl Error {
     pub fn is_state_lost(&self) -> bool {
         match self {
             Error::Connection(e) | Error::Backend(e) => e.is_state_lost(),
-            Error::Publisher { source, .. } => source.is_state_lost(),
+            Error::Publisher { source, .. } | Error::Transaction { source, .. } => {
+                source.is_state_lost()
+            }
             _ => false,
         }
     }
@@ -294,6 +364,33 @@ impl Error {
             problem: problem.into(),
         }
     }
+}
+
+/// The messages of `error` and of each of its sources, joined with `: `:
+/// the whole story, for logs and dead-letter reasons.
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let message = cause.to_string();
+        // A source whose text its parent already shows is not repeated.
+        if !text.ends_with(&message) {
+            text.push_str(": ");
+            text.push_str(&message);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// Whether a boxed source (a backend's or a nested core error) says retrying may help.
+fn boxed_is_temporary(source: &(dyn std::error::Error + Send + Sync + 'static)) -> bool {
+    if let Some(backend) = source.downcast_ref::<BackendError>() {
+        return backend.is_temporary();
+    }
+    source
+        .downcast_ref::<Error>()
+        .is_some_and(Error::is_temporary)
 }
 
 /// The kinds of errors, for the error notifier and logs.

@@ -2,12 +2,13 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use crate::config::{Config, ConfigBuilder};
 use crate::error::Error;
+use crate::publisher::Sweeper;
 use crate::subscriber::Router;
-use crate::traits::{Broker, Clock, Lock, Storage};
+use crate::traits::{Broker, Clock, Lock, Outbox, Storage};
 
 /// One configured application: publishes its models' writes and runs its
 /// subscriber worker. Cheap to clone; clones share everything.
@@ -30,6 +31,13 @@ pub(crate) struct Runtime {
     pub(crate) closed: AtomicBool,
     /// Set when a backend lost its state: the instance cannot order anything.
     pub(crate) faulted: AtomicBool,
+    /// The outbox of the app's database, when it has one: where recovery
+    /// settles publications of stopped publishers and the relay reads.
+    outbox: RwLock<Option<Arc<dyn Outbox>>>,
+    /// Forgets settled publications in the background.
+    pub(crate) sweeper: Sweeper,
+    /// The background recovery worker.
+    recovery: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl fmt::Debug for Promiscuous {
@@ -63,7 +71,9 @@ impl Promiscuous {
             .map(|d| d.as_nanos())
             .unwrap_or_default();
         let owner = format!("{}:{}:{nonce:x}", config.host, std::process::id());
-        Self {
+        let outbox = storage.as_ref().and_then(|s| s.outbox());
+        let recovery_interval = config.recovery_interval;
+        let promiscuous = Self {
             inner: Arc::new(Runtime {
                 config,
                 broker,
@@ -75,8 +85,23 @@ impl Promiscuous {
                 lock_sequence: AtomicU64::new(0),
                 closed: AtomicBool::new(false),
                 faulted: AtomicBool::new(false),
+                outbox: RwLock::new(outbox),
+                sweeper: Sweeper::default(),
+                recovery: Mutex::new(None),
             }),
+        };
+        if let Some(every) = recovery_interval {
+            let task = tokio::spawn(crate::publisher::run_recovery(
+                Arc::downgrade(&promiscuous.inner),
+                every,
+            ));
+            *promiscuous
+                .inner
+                .recovery
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(task);
         }
+        promiscuous
     }
 
     /// The validated configuration.
@@ -118,17 +143,44 @@ impl Promiscuous {
             && self.inner.broker.healthy()
     }
 
-    /// Closes the broker; later publishes fail with [`Error::Shutdown`]. Idempotent.
+    /// Stops the recovery worker and closes the broker; later publishes fail
+    /// with [`Error::Shutdown`]. Idempotent.
     pub async fn shutdown(&self) -> crate::Result<()> {
         if self.inner.closed.swap(true, Ordering::SeqCst) {
             return Ok(());
         }
+        self.inner.stop_recovery();
+        self.inner.sweeper.flush(&self.inner).await;
         self.inner.broker.close().await.map_err(Error::from)
+    }
+
+    /// Waits until the settled publications are forgotten (their intents in
+    /// the clock, their outbox entries): they are forgotten in the
+    /// background, in batches.
+    pub async fn flush(&self) {
+        self.inner.sweeper.flush(&self.inner).await;
+    }
+
+    /// Uses `outbox` for recovery and the relay, unless the app has one
+    /// already (one database per app). Adapters call it.
+    pub fn attach_outbox(&self, outbox: Arc<dyn Outbox>) {
+        self.inner.attach_outbox(outbox);
+    }
+
+    /// The outbox recovery and the relay use, if any.
+    pub fn outbox(&self) -> Option<Arc<dyn Outbox>> {
+        self.inner.outbox()
     }
 
     /// Logs an error and hands it to the error notifier.
     pub fn report(&self, error: &Error) {
         self.inner.report(error);
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.stop_recovery();
     }
 }
 
@@ -138,6 +190,9 @@ impl Runtime {
             self.faulted.store(true, Ordering::SeqCst);
         }
         match error.kind() {
+            crate::ErrorKind::Recover if matches!(error, Error::PublicationRecovered { .. }) => {
+                tracing::info!(app = %self.config.app, kind = %error.kind(), error = %error, "promiscuous recovered a publication")
+            }
             crate::ErrorKind::Recover => {
                 tracing::warn!(app = %self.config.app, kind = %error.kind(), error = %error, "promiscuous recovered")
             }
@@ -147,6 +202,35 @@ impl Runtime {
         }
         if let Some(notifier) = &self.config.error_notifier {
             notifier(error);
+        }
+    }
+
+    pub(crate) fn outbox(&self) -> Option<Arc<dyn Outbox>> {
+        self.outbox
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub(crate) fn attach_outbox(&self, outbox: Arc<dyn Outbox>) {
+        let mut slot = self.outbox.write().unwrap_or_else(PoisonError::into_inner);
+        if slot.is_none() {
+            *slot = Some(outbox);
+        }
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    fn stop_recovery(&self) {
+        if let Some(task) = self
+            .recovery
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            task.abort();
         }
     }
 

@@ -18,6 +18,16 @@ pub enum SqlError {
         #[source]
         source: DbErr,
     },
+    /// Another transaction wrote the same row at the same time; trying again
+    /// sees what it wrote.
+    #[error("{target} was written by another transaction at the same time; the message is retried")]
+    Conflict {
+        /// The table or row.
+        target: String,
+        /// The database's error.
+        #[source]
+        source: DbErr,
+    },
     /// A JSON value does not fit the column it is written to.
     #[error(
         "{model}.{column}: the value {value} does not fit the column ({column_type}): {problem}"
@@ -90,6 +100,7 @@ impl SqlError {
     pub fn is_temporary(&self) -> bool {
         match self {
             SqlError::Database { source, .. } => is_temporary(source),
+            SqlError::Conflict { .. } => true,
             SqlError::Promiscuous(e) => e.is_temporary(),
             _ => false,
         }
@@ -130,6 +141,7 @@ impl From<SqlError> for BackendError {
             SqlError::Database {
                 operation, target, ..
             } => (*operation, target.clone()),
+            SqlError::Conflict { target, .. } => ("write", target.clone()),
             SqlError::Conversion { model, column, .. } => ("convert", format!("{model}.{column}")),
             SqlError::UnknownColumn { model, .. }
             | SqlError::UnknownModel { model, .. }

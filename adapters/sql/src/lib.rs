@@ -64,5 +64,6 @@ mod publisher;
 pub use publisher::{ModelOf, PublishingTransaction, SqlPublisher, SqlPublisherBuilder};
 mod relay;
 mod sync;
-pub use relay::{Relay, RelayPass, RunningRelay};
+pub use outbox::SqlOutbox;
+pub use promiscuous_core::publisher::{Relay, RelayPass, RunningRelay};
 pub use sync::{InitialSync, SyncReport};

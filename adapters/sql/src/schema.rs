@@ -1,7 +1,9 @@
 //! The adapter's own tables, and the migration that creates them.
 //!
 //! - `promiscuous_outbox`: one row per published transaction, written in the
-//!   same transaction as the data and removed once the broker confirmed it.
+//!   same transaction as the data and removed once the broker confirmed it;
+//!   `intent` (unique) names its publication, so recovery can tell whether a
+//!   stopped publisher's transaction committed, and fence it off if not.
 //! - `promiscuous_applied`: per version counter, the last version a
 //!   subscriber applied, written in the same transaction as the data.
 
@@ -22,6 +24,7 @@ pub(crate) mod outbox {
     pub const CREATED_AT: &str = "created_at";
     pub const CLAIMED_UNTIL: &str = "claimed_until";
     pub const PAYLOAD: &str = "payload";
+    pub const INTENT: &str = "intent";
 }
 
 /// Column names of the applied versions.
@@ -65,6 +68,16 @@ fn outbox_table(backend: DbBackend) -> TableCreateStatement {
                 .not_null(),
         )
         .col(payload)
+        .col(intent_column())
+        .to_owned()
+}
+
+/// The publication of an outbox row: unique, so a recovery worker's fence
+/// and a late commit of the same publication cannot both store one.
+fn intent_column() -> ColumnDef {
+    ColumnDef::new(Alias::new(outbox::INTENT))
+        .string_len(255)
+        .unique_key()
         .to_owned()
 }
 
@@ -121,6 +134,36 @@ pub async fn migrate<C: ConnectionTrait>(db: &C) -> Result<()> {
             .await
             .map_err(|e| SqlError::database("create table", table, e))?;
     }
+    add_intent_column(db).await
+}
+
+/// Adds the `intent` column to an outbox created by an earlier version.
+async fn add_intent_column<C: ConnectionTrait>(db: &C) -> Result<()> {
+    let probe = sea_orm::sea_query::Query::select()
+        .column(Alias::new(outbox::INTENT))
+        .from(Alias::new(OUTBOX_TABLE))
+        .limit(1)
+        .to_owned();
+    if db.query_one(&probe).await.is_ok() {
+        return Ok(());
+    }
+    // SQLite cannot add a unique column: the column, then a unique index.
+    let alter = Table::alter()
+        .table(Alias::new(OUTBOX_TABLE))
+        .add_column(ColumnDef::new(Alias::new(outbox::INTENT)).string_len(255))
+        .to_owned();
+    db.execute(&alter)
+        .await
+        .map_err(|e| SqlError::database("add the intent column", OUTBOX_TABLE, e))?;
+    let index = sea_orm::sea_query::Index::create()
+        .name("promiscuous_outbox_intent")
+        .table(Alias::new(OUTBOX_TABLE))
+        .col(Alias::new(outbox::INTENT))
+        .unique()
+        .to_owned();
+    db.execute(&index)
+        .await
+        .map_err(|e| SqlError::database("index the intent column", OUTBOX_TABLE, e))?;
     Ok(())
 }
 

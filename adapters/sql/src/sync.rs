@@ -243,59 +243,43 @@ where
     async fn publish_batch(
         &self,
         key: E::Column,
-        mut batch: Vec<(Value, sea_orm::Value)>,
+        batch: Vec<(Value, sea_orm::Value)>,
         report: &mut SyncReport,
     ) -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
         let model = <E::Model as Publish>::definition().model;
         let db = self.publisher.connection();
-        while !batch.is_empty() {
-            let pending: Vec<PendingWrite> = batch
-                .iter()
-                .map(|(id, _)| PendingWrite::of::<E::Model>(OperationKind::Update, id.clone()))
-                .collect();
-            let keys: Vec<sea_orm::Value> = batch.iter().map(|(_, key)| key.clone()).collect();
-            let ids: Vec<Value> = batch.iter().map(|(id, _)| id.clone()).collect();
-            let mut vanished: Vec<Value> = Vec::new();
-            let outcome = self
-                .publisher
-                .promiscuous()
-                .publish_writes(pending, || async {
-                    let found = E::find()
-                        .filter(key.is_in(keys))
-                        .all(db)
-                        .await
-                        .map_err(|e| CoreError::from(SqlError::database("select", model, e)))?;
-                    let mut by_id: HashMap<String, E::Model> =
-                        found.into_iter().map(|row| (id_json(&row.id()), row)).collect();
-                    let mut produced = Vec::with_capacity(ids.len());
-                    for id in &ids {
-                        match by_id.remove(&id_json(id)) {
-                            Some(row) => produced.push(Some(published_attributes(&row)?)),
-                            None => vanished.push(id.clone()),
-                        }
-                    }
-                    if !vanished.is_empty() {
-                        return Err(CoreError::Write {
-                            model: model.to_owned(),
-                            id: format!("{vanished:?}"),
-                            source: "deleted while the sync ran; the batch is published again without them".into(),
-                        });
-                    }
-                    Ok(((), produced))
-                })
-                .await;
-            match outcome {
-                Ok(()) => {
-                    report.published += batch.len() as u64;
-                    report.messages += 1;
-                    return Ok(());
-                }
-                Err(_) if !vanished.is_empty() => {
-                    report.vanished += vanished.len() as u64;
-                    batch.retain(|(id, _)| !vanished.contains(id));
-                }
-                Err(e) => return Err(e.into()),
-            }
+        let pending: Vec<PendingWrite> = batch
+            .iter()
+            .map(|(id, _)| PendingWrite::of::<E::Model>(OperationKind::Update, id.clone()))
+            .collect();
+        let keys: Vec<sea_orm::Value> = batch.iter().map(|(_, key)| key.clone()).collect();
+        let published = self
+            .publisher
+            .promiscuous()
+            .publish_states(pending, || async {
+                let found = E::find()
+                    .filter(key.is_in(keys))
+                    .all(db)
+                    .await
+                    .map_err(|e| CoreError::from(SqlError::database("select", model, e)))?;
+                let mut by_id: HashMap<String, E::Model> =
+                    found.into_iter().map(|row| (id_json(&row.id()), row)).collect();
+                batch
+                    .iter()
+                    .map(|(id, _)| match by_id.remove(&id_json(id)) {
+                        Some(row) => published_attributes(&row).map(Some),
+                        None => Ok(None),
+                    })
+                    .collect()
+            })
+            .await?;
+        report.published += published as u64;
+        report.vanished += (batch.len() - published) as u64;
+        if published > 0 {
+            report.messages += 1;
         }
         Ok(())
     }

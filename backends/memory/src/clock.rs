@@ -5,7 +5,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use promiscuous_core::traits::Clock;
+use promiscuous_core::traits::{Clock, RecordedIntent, Step, Versions};
 use promiscuous_core::BackendError;
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -19,6 +19,7 @@ const NAME: &str = "memory";
 #[derive(Debug, Default)]
 pub struct MemoryClock {
     counters: Mutex<HashMap<String, u64>>,
+    intents: Mutex<HashMap<String, (Instant, RecordedIntent)>>,
     changed: Notify,
 }
 
@@ -45,20 +46,26 @@ impl MemoryClock {
             .collect()
     }
 
-    /// Resets every counter to 0, as when the store holding counters is lost.
+    /// The ids of the intents kept (publications not settled yet), sorted.
+    pub fn intent_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.intents().keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+
+    fn intents(&self) -> MutexGuard<'_, HashMap<String, (Instant, RecordedIntent)>> {
+        self.intents.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Resets every counter to 0 and forgets every intent, as when the store
+    /// holding them is lost.
     pub fn clear(&self) {
         self.counters().clear();
-    }
-}
-
-#[async_trait]
-impl Clock for MemoryClock {
-    fn name(&self) -> &'static str {
-        NAME
+        self.intents().clear();
     }
 
-    async fn tick(&self, keys: &[String]) -> Result<Vec<u64>, BackendError> {
-        let mut counters = self.counters();
+    /// Adds one to each of `keys` in the locked map, all or nothing.
+    fn increment(counters: &mut HashMap<String, u64>, keys: &[String]) -> Result<Vec<u64>, BackendError> {
         let mut values = Vec::with_capacity(keys.len());
         for key in keys {
             let current = counters.get(key).copied().unwrap_or(0);
@@ -70,9 +77,80 @@ impl Clock for MemoryClock {
         for (key, value) in keys.iter().zip(&values) {
             counters.insert(key.clone(), *value);
         }
-        drop(counters);
+        Ok(values)
+    }
+}
+
+#[async_trait]
+impl Clock for MemoryClock {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    async fn tick(&self, keys: &[String]) -> Result<Vec<u64>, BackendError> {
+        let values = Self::increment(&mut self.counters(), keys)?;
         self.changed.notify_waiters();
         Ok(values)
+    }
+
+    async fn take(&self, step: &Step<'_>) -> Result<Versions, BackendError> {
+        let mut counters = self.counters();
+        let read = step
+            .reads
+            .iter()
+            .map(|key| counters.get(key).copied().unwrap_or(0))
+            .collect();
+        let ticked = Self::increment(&mut counters, step.increments)?;
+        let versions = Versions { ticked, read };
+        // Recorded while the counters are still locked: nobody sees the
+        // versions without the intent.
+        if let Some(intent) = step.intent {
+            self.intents().insert(
+                intent.id.to_owned(),
+                (
+                    Instant::now(),
+                    RecordedIntent {
+                        id: intent.id.to_owned(),
+                        data: intent.data.to_vec(),
+                        versions: versions.clone(),
+                    },
+                ),
+            );
+        }
+        drop(counters);
+        self.changed.notify_waiters();
+        Ok(versions)
+    }
+
+    async fn intent(&self, id: &str) -> Result<Option<RecordedIntent>, BackendError> {
+        Ok(self.intents().get(id).map(|(_, intent)| intent.clone()))
+    }
+
+    async fn stale_intents(
+        &self,
+        age: Duration,
+        limit: usize,
+    ) -> Result<Vec<RecordedIntent>, BackendError> {
+        let now = Instant::now();
+        let intents = self.intents();
+        let mut stale: Vec<&(Instant, RecordedIntent)> = intents
+            .values()
+            .filter(|(recorded, _)| now.saturating_duration_since(*recorded) > age)
+            .collect();
+        stale.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.id.cmp(&b.1.id)));
+        Ok(stale
+            .into_iter()
+            .take(limit)
+            .map(|(_, intent)| intent.clone())
+            .collect())
+    }
+
+    async fn forget(&self, ids: &[String]) -> Result<(), BackendError> {
+        let mut intents = self.intents();
+        for id in ids {
+            intents.remove(id);
+        }
+        Ok(())
     }
 
     async fn read(&self, keys: &[String]) -> Result<Vec<u64>, BackendError> {

@@ -180,6 +180,7 @@ mod tests {
             generation: 0,
             timestamp: 1,
             host: None,
+            id: None,
             operations: vec![Operation {
                 operation: OperationKind::Create,
                 endpoint: "crowdtap/user".into(),

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use promiscuous_core::traits::Clock;
+use promiscuous_core::traits::{
+    Clock, IntentRecord, RecordedIntent, Step, Versions, INTENT_RETENTION,
+};
 use promiscuous_core::BackendError;
 use redis::Value;
 use tokio::time::Instant;
@@ -25,6 +27,7 @@ use crate::waiters::{self, Listener, Waiters};
 pub struct RedisClock {
     connection: Connection,
     epoch_key: String,
+    intents_zset: String,
     epoch: String,
     channel: String,
     waiters: Arc<Waiters>,
@@ -43,6 +46,8 @@ impl fmt::Debug for RedisClock {
 
 /// The part of every counter key after the prefix.
 const COUNTER_NAMESPACE: &str = "clock:";
+/// The part of every intent hash's key after the prefix.
+const INTENT_NAMESPACE: &str = "intent:";
 
 impl RedisClock {
     /// Connects to the Redis server of `url` (`redis://[:password@]host[:port][/db][?prefix=…]`),
@@ -71,6 +76,7 @@ impl RedisClock {
         )?;
         tracing::debug!(url = %connection.target(), prefix = %connection.prefix(), %epoch, "redis clock connected");
         Ok(Self {
+            intents_zset: connection.key("intents"),
             connection,
             epoch_key,
             epoch,
@@ -119,23 +125,40 @@ impl RedisClock {
         Ok(reply)
     }
 
-    /// Increments `increments` and reads `reads` in one atomic script.
+    /// Increments `increments`, reads `reads` and records `intent`, in one
+    /// atomic script.
     async fn tick_reading(
         &self,
         operation: &'static str,
         increments: &[String],
         reads: &[String],
+        intent: Option<IntentRecord<'_>>,
     ) -> Result<(Vec<u64>, Vec<u64>), BackendError> {
         if increments.is_empty() {
             return Ok((Vec::new(), self.read_values(operation, reads).await?));
         }
-        let mut invocation = scripts::TICK_AND_READ.prepare_invoke();
+        let mut invocation = scripts::TAKE.prepare_invoke();
         invocation
             .key(&self.epoch_key)
             .arg(&self.epoch)
-            .arg(increments.len().to_string());
+            .arg(increments.len().to_string())
+            .arg(reads.len().to_string());
         for key in increments.iter().chain(reads) {
             invocation.key(self.counter_key(key));
+        }
+        match intent {
+            Some(intent) => {
+                invocation
+                    .key(self.intent_key(intent.id))
+                    .key(&self.intents_zset)
+                    .arg("1")
+                    .arg(intent.id)
+                    .arg(intent.data)
+                    .arg(INTENT_RETENTION.as_millis().to_string());
+            }
+            None => {
+                invocation.arg("0");
+            }
         }
         let reply = self.run(operation, &invocation).await?;
         self.refuse_unincrementable(operation, increments, &reply)?;
@@ -143,6 +166,51 @@ impl RedisClock {
         let mut values = self.counters(operation, &all, reply)?;
         let read = values.split_off(increments.len());
         Ok((values, read))
+    }
+
+    /// The key of the hash holding intent `id`.
+    fn intent_key(&self, id: &str) -> String {
+        self.connection.key(&format!("{INTENT_NAMESPACE}{id}"))
+    }
+
+    /// Parses `{data, ticked, read}` (after the id, for stale intents).
+    fn recorded_intent(
+        &self,
+        operation: &'static str,
+        id: String,
+        fields: Vec<Value>,
+    ) -> Result<RecordedIntent, BackendError> {
+        let shown = Value::Array(fields.clone());
+        let mut fields = fields.into_iter();
+        let (Some(data), Some(ticked), Some(read)) = (
+            fields.next().and_then(bytes),
+            fields.next().and_then(bytes),
+            fields.next().and_then(bytes),
+        ) else {
+            return Err(self
+                .connection
+                .unexpected(operation, &format!("intent {id}"), &shown));
+        };
+        let numbers = |list: Vec<u8>| -> Result<Vec<u64>, BackendError> {
+            let text = String::from_utf8_lossy(&list);
+            text.split(',')
+                .filter(|part| !part.is_empty())
+                .map(|part| {
+                    part.parse::<u64>().map_err(|_| {
+                        self.connection
+                            .unexpected(operation, &format!("intent {id}"), &shown)
+                    })
+                })
+                .collect()
+        };
+        Ok(RecordedIntent {
+            versions: Versions {
+                ticked: numbers(ticked)?,
+                read: numbers(read)?,
+            },
+            id,
+            data,
+        })
     }
 
     /// The counters of `keys`, read by one script.
@@ -239,15 +307,85 @@ impl Clock for RedisClock {
     }
 
     async fn tick(&self, keys: &[String]) -> Result<Vec<u64>, BackendError> {
-        Ok(self.tick_reading("tick", keys, &[]).await?.0)
+        Ok(self.tick_reading("tick", keys, &[], None).await?.0)
     }
 
-    async fn tick_and_read(
+    async fn take(&self, step: &Step<'_>) -> Result<Versions, BackendError> {
+        let (ticked, read) = self
+            .tick_reading("take", step.increments, step.reads, step.intent)
+            .await?;
+        Ok(Versions { ticked, read })
+    }
+
+    async fn intent(&self, id: &str) -> Result<Option<RecordedIntent>, BackendError> {
+        let mut invocation = scripts::INTENT.prepare_invoke();
+        invocation
+            .key(&self.epoch_key)
+            .key(self.intent_key(id))
+            .arg(&self.epoch);
+        match self.run("intent", &invocation).await? {
+            Value::Nil | Value::Boolean(false) => Ok(None),
+            Value::Array(fields) => Ok(Some(self.recorded_intent("intent", id.to_owned(), fields)?)),
+            other => Err(self.connection.unexpected("intent", "the intent script", &other)),
+        }
+    }
+
+    async fn forget(&self, ids: &[String]) -> Result<(), BackendError> {
+        for chunk in ids.chunks(500) {
+            let mut invocation = scripts::FORGET.prepare_invoke();
+            invocation.key(&self.intents_zset);
+            for id in chunk {
+                invocation.key(self.intent_key(id)).arg(id);
+            }
+            self.connection.run("forget", &invocation).await?;
+        }
+        Ok(())
+    }
+
+    async fn stale_intents(
         &self,
-        increments: &[String],
-        reads: &[String],
-    ) -> Result<(Vec<u64>, Vec<u64>), BackendError> {
-        self.tick_reading("tick_and_read", increments, reads).await
+        age: Duration,
+        limit: usize,
+    ) -> Result<Vec<RecordedIntent>, BackendError> {
+        let mut invocation = scripts::STALE_INTENTS.prepare_invoke();
+        invocation
+            .key(&self.epoch_key)
+            .key(&self.intents_zset)
+            .arg(&self.epoch)
+            .arg(self.connection.key(INTENT_NAMESPACE))
+            .arg(age.as_millis().to_string())
+            .arg(limit.to_string());
+        let reply = self.run("stale_intents", &invocation).await?;
+        let Value::Array(entries) = reply else {
+            return Err(self
+                .connection
+                .unexpected("stale_intents", "the stale intents script", &reply));
+        };
+        entries
+            .into_iter()
+            .map(|entry| {
+                let Value::Array(mut fields) = entry else {
+                    return Err(self.connection.unexpected(
+                        "stale_intents",
+                        "a stale intent",
+                        &entry,
+                    ));
+                };
+                let id = if fields.is_empty() {
+                    None
+                } else {
+                    bytes(fields.remove(0)).and_then(|id| String::from_utf8(id).ok())
+                };
+                let Some(id) = id else {
+                    return Err(self.connection.unexpected(
+                        "stale_intents",
+                        "a stale intent's id",
+                        &Value::Array(fields),
+                    ));
+                };
+                self.recorded_intent("stale_intents", id, fields)
+            })
+            .collect()
     }
 
     async fn read(&self, keys: &[String]) -> Result<Vec<u64>, BackendError> {

@@ -39,19 +39,26 @@ redis.call('SET', KEYS[1], candidate, 'NX')
 return redis.call('GET', KEYS[1])
 ";
 
-/// Reads some counters, then adds one to others, in one atomic step: the
-/// publisher's step for an operation (with no counter to read, a plain tick).
+/// Reads some counters, then adds one to others, and records the intent of
+/// the publication that took them, in one atomic step: the publisher's step
+/// for an operation (with no counter to read and no intent, a plain tick).
 /// Checks every counter before changing any, so a counter at the largest
 /// integer (or holding something else) leaves all of them untouched.
 ///
 /// KEYS[1]: the epoch key; KEYS[2..n+1]: the counters to increment;
-/// KEYS[n+2..]: the counters to read. ARGV[1]: the expected epoch; ARGV[2]: n.
+/// KEYS[n+2..n+m+1]: the counters to read; then, with an intent, its hash
+/// and the intents zset. ARGV[1]: the expected epoch; ARGV[2]: n; ARGV[3]:
+/// m; ARGV[4]: `1` with an intent; ARGV[5]: its id; ARGV[6]: its data;
+/// ARGV[7]: how long it is kept, in ms.
 /// Returns the n new values followed by the values read (`'0'` when missing).
-const TICK_AND_READ_LUA: &str = r"
+/// The intent hash holds `data`, `ticked` and `read` (comma-separated); the
+/// zset scores each intent id with the server time it was recorded at.
+const TAKE_LUA: &str = r"
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return redis.status_reply('STATE_LOST')
 end
 local n = tonumber(ARGV[2])
+local m = tonumber(ARGV[3])
 for i = 2, n + 1 do
   local value = redis.call('GET', KEYS[i])
   if value and not (string.match(value, '^%d+$')
@@ -60,7 +67,7 @@ for i = 2, n + 1 do
   end
 end
 local read = {}
-for i = n + 2, #KEYS do
+for i = n + 2, n + m + 1 do
   read[#read + 1] = redis.call('GET', KEYS[i]) or '0'
 end
 local values = {}
@@ -68,10 +75,74 @@ for i = 2, n + 1 do
   redis.call('INCR', KEYS[i])
   values[i - 1] = redis.call('GET', KEYS[i])
 end
+if ARGV[4] == '1' and n > 0 then
+  local intent = KEYS[n + m + 2]
+  redis.call('HSET', intent, 'data', ARGV[6], 'ticked', table.concat(values, ','), 'read', table.concat(read, ','))
+  redis.call('PEXPIRE', intent, ARGV[7])
+  local now = redis.call('TIME')
+  local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+  redis.call('ZADD', KEYS[n + m + 3], string.format('%.0f', ms), ARGV[5])
+end
 for _, value in ipairs(read) do
   values[#values + 1] = value
 end
 return values
+";
+
+/// An intent: `{data, ticked, read}`, or nil when it is not kept.
+///
+/// KEYS[1]: the epoch key; KEYS[2]: the intent hash. ARGV[1]: the expected epoch.
+const INTENT_LUA: &str = r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return redis.status_reply('STATE_LOST')
+end
+if redis.call('EXISTS', KEYS[2]) == 0 then
+  return false
+end
+return redis.call('HMGET', KEYS[2], 'data', 'ticked', 'read')
+";
+
+/// Forgets intents.
+///
+/// KEYS[1]: the intents zset; KEYS[2..]: the intent hashes. ARGV: their ids.
+const FORGET_LUA: &str = r"
+for i = 2, #KEYS do
+  redis.call('DEL', KEYS[i])
+end
+for _, id in ipairs(ARGV) do
+  redis.call('ZREM', KEYS[1], id)
+end
+return #ARGV
+";
+
+/// Intents recorded more than an age ago: `{id, data, ticked, read}` lists,
+/// oldest first, at most the limit; ids whose hash expired are dropped from
+/// the zset on the way.
+///
+/// KEYS[1]: the epoch key; KEYS[2]: the intents zset. ARGV[1]: the expected
+/// epoch; ARGV[2]: the prefix of intent hashes; ARGV[3]: the age in ms;
+/// ARGV[4]: the limit.
+const STALE_INTENTS_LUA: &str = r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return redis.status_reply('STATE_LOST')
+end
+local now = redis.call('TIME')
+local cutoff = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - tonumber(ARGV[3])
+local limit = tonumber(ARGV[4])
+local result = {}
+local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', string.format('%.0f', cutoff), 'LIMIT', 0, limit * 2 + 16)
+for _, id in ipairs(ids) do
+  local fields = redis.call('HMGET', ARGV[2] .. id, 'data', 'ticked', 'read')
+  if fields[1] then
+    result[#result + 1] = {id, fields[1], fields[2], fields[3]}
+    if #result >= limit then
+      break
+    end
+  else
+    redis.call('ZREM', KEYS[2], id)
+  end
+end
+return result
 ";
 
 /// The values of the counters, in order, `'0'` for a missing one.
@@ -215,9 +286,15 @@ return result
 pub(crate) static EPOCH: LazyLock<Script> = LazyLock::new(|| Script::new(EPOCH_LUA));
 /// See [`READ_LUA`].
 pub(crate) static READ: LazyLock<Script> = LazyLock::new(|| Script::new(READ_LUA));
-/// [`TICK_AND_READ_LUA`], prepared.
-pub(crate) static TICK_AND_READ: LazyLock<Script> =
-    LazyLock::new(|| Script::new(TICK_AND_READ_LUA));
+/// See [`TAKE_LUA`].
+pub(crate) static TAKE: LazyLock<Script> = LazyLock::new(|| Script::new(TAKE_LUA));
+/// See [`INTENT_LUA`].
+pub(crate) static INTENT: LazyLock<Script> = LazyLock::new(|| Script::new(INTENT_LUA));
+/// See [`FORGET_LUA`].
+pub(crate) static FORGET: LazyLock<Script> = LazyLock::new(|| Script::new(FORGET_LUA));
+/// See [`STALE_INTENTS_LUA`].
+pub(crate) static STALE_INTENTS: LazyLock<Script> =
+    LazyLock::new(|| Script::new(STALE_INTENTS_LUA));
 /// See [`ADVANCE_LUA`].
 pub(crate) static ADVANCE: LazyLock<Script> = LazyLock::new(|| Script::new(ADVANCE_LUA));
 /// See [`TRY_ACQUIRE_LUA`].

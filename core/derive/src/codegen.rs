@@ -122,6 +122,7 @@ pub(crate) fn publisher(spec: &PublisherSpec) -> TokenStream {
     };
 
     let sample_fn = sample_fn(spec);
+    let attributes_of_fn = attributes_of_fn(spec);
     let embeds = embeds(spec);
     let mock = spec.mock;
 
@@ -151,10 +152,13 @@ pub(crate) fn publisher(spec: &PublisherSpec) -> TokenStream {
         const _: () = {
             #sample_fn
 
+            #attributes_of_fn
+
             #krate::__private::inventory::submit! {
                 #core::model::PublisherRegistration {
                     definition: <#target as #core::model::Publish>::definition,
                     sample: __promiscuous_sample,
+                    attributes_of: __promiscuous_attributes_of,
                     embeds: &[#(#embeds),*],
                     mock: #mock,
                 }
@@ -200,6 +204,52 @@ fn sample_fn(spec: &PublisherSpec) -> TokenStream {
                 }
             }
             (&&__Probe::<#target>(::std::marker::PhantomData)).__sample()
+        }
+    }
+}
+
+/// A fn item `__promiscuous_attributes_of` returning the published
+/// attributes of the model read from a stored record, or `None` when the
+/// target does not implement `DeserializeOwned` (autoref specialisation, as
+/// in [`sample_fn`]). Recovery publishes a stored record's state with it.
+fn attributes_of_fn(spec: &PublisherSpec) -> TokenStream {
+    let krate = &spec.krate;
+    let core = quote!(#krate::__private::core);
+    let json = quote!(#krate::__private::serde_json);
+    let target = &spec.target;
+    let record = quote!(#json::Map<::std::string::String, #json::Value>);
+    let output = quote! {
+        ::std::option::Option<#core::Result<#record>>
+    };
+    quote! {
+        fn __promiscuous_attributes_of(__record: &#record) -> #output {
+            struct __Probe<__T>(::std::marker::PhantomData<__T>);
+            #[allow(dead_code)]
+            trait __ViaDeserialize {
+                fn __attributes(&self, __record: &#record) -> #output;
+            }
+            impl<__T: #core::model::Publish + #krate::__private::serde::de::DeserializeOwned> __ViaDeserialize for &__Probe<__T> {
+                fn __attributes(&self, __record: &#record) -> #output {
+                    let __model = #core::model::from_record::<__T>(
+                        <__T as #core::model::Publish>::definition().model,
+                        __record,
+                        "from the stored record",
+                    );
+                    ::std::option::Option::Some(
+                        __model.and_then(|__model| #core::model::published_attributes(&__model)),
+                    )
+                }
+            }
+            #[allow(dead_code)]
+            trait __NoDeserialize {
+                fn __attributes(&self, __record: &#record) -> #output;
+            }
+            impl<__T> __NoDeserialize for __Probe<__T> {
+                fn __attributes(&self, _: &#record) -> #output {
+                    ::std::option::Option::None
+                }
+            }
+            (&&__Probe::<#target>(::std::marker::PhantomData)).__attributes(__record)
         }
     }
 }

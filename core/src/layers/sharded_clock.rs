@@ -7,9 +7,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures::future::try_join_all;
 
-use crate::dependency::fnv1a64;
+use crate::dependency::{endpoint_of_key as endpoint_of, fnv1a64};
 use crate::error::BackendError;
-use crate::traits::Clock;
+use crate::traits::{Clock, IntentRecord, RecordedIntent, Step, Versions};
 
 /// Spreads counters over several clocks by endpoint.
 ///
@@ -23,21 +23,6 @@ use crate::traits::Clock;
 #[derive(Debug, Clone)]
 pub struct ShardedClock {
     nodes: Vec<Arc<dyn Clock>>,
-}
-
-/// The endpoint a namespaced counter key belongs to. Namespace parts (`p`,
-/// generation, app names) never hold a `/`, so the first `/` is the
-/// endpoint's; the endpoint runs from the `:` before it up to `#` (a record
-/// bucket) or `@` (a weak-mode record, whose id may hold anything).
-fn endpoint_of(key: &str) -> &str {
-    let Some(slash) = key.find('/') else {
-        return key.split(['#', '@']).next().unwrap_or(key);
-    };
-    let start = key[..slash].rfind(':').map_or(0, |i| i + 1);
-    let end = key[slash..]
-        .find(['#', '@'])
-        .map_or(key.len(), |i| slash + i);
-    &key[start..end]
 }
 
 impl ShardedClock {
@@ -69,6 +54,29 @@ impl ShardedClock {
         (fnv1a64(endpoint_of(key).as_bytes()) % self.nodes.len() as u64) as usize
     }
 
+    /// The one node all of `keys` live on (`None` for no key); refuses keys
+    /// spread over several nodes, which could not advance atomically.
+    fn single_node<'a>(
+        &self,
+        keys: impl Iterator<Item = &'a String>,
+        operation: &'static str,
+    ) -> Result<Option<usize>, BackendError> {
+        let keys: Vec<&String> = keys.collect();
+        let mut nodes = keys.iter().map(|key| self.node_of(key));
+        let Some(first) = nodes.next() else {
+            return Ok(None);
+        };
+        if nodes.all(|node| node == first) {
+            return Ok(Some(first));
+        }
+        Err(BackendError::new(
+            "sharded",
+            operation,
+            keys.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", "),
+            "the counters of one operation are on several clock nodes, so they cannot advance atomically; keep the endpoints of one transaction on one node (fewer nodes, or publish them separately)",
+        ))
+    }
+
     /// Groups positions of `keys` by node.
     fn split(&self, keys: impl Iterator<Item = String>) -> BTreeMap<usize, Vec<(usize, String)>> {
         let mut groups: BTreeMap<usize, Vec<(usize, String)>> = BTreeMap::new();
@@ -89,20 +97,75 @@ impl Clock for ShardedClock {
     }
 
     async fn tick(&self, keys: &[String]) -> Result<Vec<u64>, BackendError> {
-        let groups = self.split(keys.iter().cloned());
-        match groups.len() {
-            0 => Ok(Vec::new()),
-            1 => {
-                let (&node, _) = groups.iter().next().ok_or_else(|| BackendError::new("sharded", "tick", "", "no node"))?;
-                self.nodes[node].tick(keys).await
-            }
-            _ => Err(BackendError::new(
-                "sharded",
-                "tick",
-                keys.join(", "),
-                "the counters of one operation are on several clock nodes, so they cannot advance atomically; keep the endpoints of one transaction on one node (fewer nodes, or publish them separately)",
-            )),
+        match self.single_node(keys.iter(), "tick")? {
+            Some(node) => self.nodes[node].tick(keys).await,
+            None => Ok(Vec::new()),
         }
+    }
+
+    async fn take(&self, step: &Step<'_>) -> Result<Versions, BackendError> {
+        let Some(node) = self.single_node(step.increments.iter(), "take")? else {
+            return Ok(Versions {
+                ticked: Vec::new(),
+                read: self.read(step.reads).await?,
+            });
+        };
+        // Reads on other nodes are taken first (still no later than the
+        // tick), and kept in the intent so it reads back whole.
+        let (local, foreign): (Vec<(usize, &String)>, Vec<(usize, &String)>) = step
+            .reads
+            .iter()
+            .enumerate()
+            .partition(|(_, key)| self.node_of(key) == node);
+        let foreign_keys: Vec<String> = foreign.iter().map(|(_, k)| (*k).clone()).collect();
+        let foreign_values = self.read(&foreign_keys).await?;
+        let layout = ReadLayout {
+            local: local.iter().map(|(p, _)| *p).collect(),
+            foreign: foreign.iter().map(|(p, _)| *p).zip(foreign_values).collect(),
+        };
+        let local_keys: Vec<String> = local.iter().map(|(_, k)| (*k).clone()).collect();
+        let data = step.intent.map(|intent| layout.wrap(intent.data));
+        let versions = self.nodes[node]
+            .take(&Step {
+                increments: step.increments,
+                reads: &local_keys,
+                intent: step.intent.zip(data.as_deref()).map(|(intent, data)| IntentRecord {
+                    id: intent.id,
+                    data,
+                }),
+            })
+            .await?;
+        Ok(Versions {
+            read: layout.merge(&versions.read),
+            ticked: versions.ticked,
+        })
+    }
+
+    async fn intent(&self, id: &str) -> Result<Option<RecordedIntent>, BackendError> {
+        for node in &self.nodes {
+            if let Some(intent) = node.intent(id).await? {
+                return Ok(Some(unwrap_intent(intent)));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn forget(&self, ids: &[String]) -> Result<(), BackendError> {
+        try_join_all(self.nodes.iter().map(|node| node.forget(ids))).await?;
+        Ok(())
+    }
+
+    async fn stale_intents(
+        &self,
+        age: Duration,
+        limit: usize,
+    ) -> Result<Vec<RecordedIntent>, BackendError> {
+        let mut all = Vec::new();
+        for node in &self.nodes {
+            all.extend(node.stale_intents(age, limit).await?.into_iter().map(unwrap_intent));
+        }
+        all.truncate(limit);
+        Ok(all)
     }
 
     async fn read(&self, keys: &[String]) -> Result<Vec<u64>, BackendError> {
@@ -154,9 +217,86 @@ impl Clock for ShardedClock {
     }
 }
 
+/// Where the reads of a step went: read on the ticking node (positions, in
+/// order), or read before from other nodes (positions and values).
+#[derive(Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct ReadLayout {
+    local: Vec<usize>,
+    foreign: Vec<(usize, u64)>,
+}
+
+/// Marks intent data wrapped with its [`ReadLayout`].
+const WRAPPED: &[u8] = b"sharded-reads:";
+
+impl ReadLayout {
+    /// `data` prefixed with the layout, as the ticking node stores it.
+    fn wrap(&self, data: &[u8]) -> Vec<u8> {
+        let mut out = WRAPPED.to_vec();
+        out.extend(serde_json::to_vec(self).unwrap_or_default());
+        out.push(b'\n');
+        out.extend_from_slice(data);
+        out
+    }
+
+    /// The reads in the step's order, from the node's local values.
+    fn merge(&self, local_values: &[u64]) -> Vec<u64> {
+        let size = self.local.len() + self.foreign.len();
+        let mut read = vec![0; size];
+        for (position, value) in self.local.iter().zip(local_values) {
+            if let Some(slot) = read.get_mut(*position) {
+                *slot = *value;
+            }
+        }
+        for (position, value) in &self.foreign {
+            if let Some(slot) = read.get_mut(*position) {
+                *slot = *value;
+            }
+        }
+        read
+    }
+}
+
+/// An intent as the step recorded it: its own data, its reads in order.
+fn unwrap_intent(mut intent: RecordedIntent) -> RecordedIntent {
+    let Some(rest) = intent.data.strip_prefix(WRAPPED) else {
+        return intent;
+    };
+    let Some(newline) = rest.iter().position(|b| *b == b'\n') else {
+        return intent;
+    };
+    let Ok(layout) = serde_json::from_slice::<ReadLayout>(&rest[..newline]) else {
+        return intent;
+    };
+    let data = rest[newline + 1..].to_vec();
+    intent.versions.read = layout.merge(&intent.versions.read);
+    intent.data = data;
+    intent
+}
+
 #[cfg(test)]
 mod tests {
-    use super::endpoint_of;
+    use super::{endpoint_of, unwrap_intent, ReadLayout};
+    use crate::traits::{RecordedIntent, Versions};
+
+    #[test]
+    fn intents_read_back_whole() {
+        let layout = ReadLayout {
+            local: vec![1],
+            foreign: vec![(0, 7), (2, 9)],
+        };
+        let recorded = RecordedIntent {
+            id: "p".into(),
+            data: layout.wrap(b"{\"plan\":1}"),
+            versions: Versions {
+                ticked: vec![3],
+                read: vec![5],
+            },
+        };
+        let intent = unwrap_intent(recorded);
+        assert_eq!(intent.data, b"{\"plan\":1}");
+        assert_eq!(intent.versions.read, vec![7, 5, 9]);
+        assert_eq!(intent.versions.ticked, vec![3]);
+    }
 
     #[test]
     fn keys_route_by_endpoint() {

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use crate::error::BoxError;
-use crate::wire::OperationKind;
+use crate::wire::{Dependencies, OperationKind};
 
 /// One attribute's change: its value before and after the operation.
 #[derive(Debug, Clone, PartialEq)]
@@ -79,15 +79,31 @@ pub struct Context {
     pub id: Value,
     /// The subscribed attributes that changed, with their previous values.
     pub changes: Changes,
+    /// The id of the publication that produced the message: the same for
+    /// every copy of it (`None` from publishers that do not send one).
+    pub message_id: Option<String>,
+    /// When the publisher published the message (milliseconds since the
+    /// Unix epoch, the publisher's clock).
+    pub published_at: u64,
+    /// The versions that order the operation.
+    pub versions: Dependencies,
 }
 
 /// Hooks around create, update and destroy on the subscriber side.
 ///
 /// Every method has an empty default. `before_*` may change the model before it
 /// is stored, or fail to refuse the operation (the message is retried).
-/// Callbacks must tolerate being run again for the same operation: after a
-/// crash between applying and acknowledging, the message is delivered again and,
-/// on stores without transactions, re-applied.
+///
+/// `before_*` and `after_*` run while the operation is applied, inside the
+/// storage's transaction when it has them: they run again when the message
+/// is retried (after a failure, or a crash before the commit), and may have
+/// run for a change that was then rolled back. Make them idempotent.
+/// [`after_commit`](Callbacks::after_commit) runs once the change is
+/// committed, never for a change that was rolled back; it runs at most once
+/// (a crash right after the commit skips it), and its failure is reported,
+/// not retried. Put side effects that must not happen for a rolled-back
+/// change there (sending the email), and effects that must happen in
+/// `after_*` (idempotently).
 #[async_trait]
 #[allow(unused_variables)]
 pub trait Callbacks: Send + Sync {
@@ -113,6 +129,12 @@ pub trait Callbacks: Send + Sync {
     }
     /// After a record was deleted (or observed).
     async fn after_destroy(&self, ctx: &Context) -> Result<(), BoxError> {
+        Ok(())
+    }
+    /// After the change (any operation; see `ctx.operation`) was committed
+    /// to the storage (at once on a storage without transactions, and for
+    /// observers).
+    async fn after_commit(&self, ctx: &Context) -> Result<(), BoxError> {
         Ok(())
     }
 }

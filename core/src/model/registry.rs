@@ -15,6 +15,11 @@ pub struct PublisherRegistration {
     /// model does not implement `Default`. Contract tests call it to check
     /// that every published attribute can be produced.
     pub sample: fn() -> Option<crate::Result<Map<String, Value>>>,
+    /// The published attributes of the model read from a stored record:
+    /// `None` when the model does not implement `DeserializeOwned`. Recovery
+    /// publishes a record's stored state with it.
+    #[allow(clippy::type_complexity)] // spelled out: generated code names it
+    pub attributes_of: fn(&Map<String, Value>) -> Option<crate::Result<Map<String, Value>>>,
     /// For each embedded attribute whose field type is known (`T`,
     /// `Option<T>` or `Vec<T>`), its name and the definition of `T` (`None`
     /// when `T` is not a `Publish` type). Mock exports use it to type the field.
@@ -44,6 +49,18 @@ impl PublisherRegistration {
         inventory::iter::<PublisherRegistration>
             .into_iter()
             .find(|r| std::ptr::eq((r.definition)(), definition))
+    }
+
+    /// The registration of the publisher model named `model` publishing to
+    /// `endpoint` for `app`, not a mock when a real one exists.
+    pub fn find(model: &str, endpoint: &str, app: &str) -> Option<&'static PublisherRegistration> {
+        inventory::iter::<PublisherRegistration>
+            .into_iter()
+            .filter(|r| {
+                let def = (r.definition)();
+                def.model == model && def.endpoint(app) == endpoint
+            })
+            .min_by_key(|r| r.mock)
     }
 
     /// The definition of the model the embedded attribute `name` embeds, when known.

@@ -70,7 +70,12 @@ impl SubscriberDef {
 
     /// The field holding the publisher's id: the foreign key, inherited, or `id`.
     pub fn key_field(&self) -> &'static str {
-        self.inherited(|def| def.foreign_key).unwrap_or("id")
+        self.foreign_key().unwrap_or("id")
+    }
+
+    /// The foreign key, own or inherited, when the model has one.
+    pub fn foreign_key(&self) -> Option<&'static str> {
+        self.inherited(|def| def.foreign_key)
     }
 
     /// Whether this model or an ancestor is an observer.

@@ -1,21 +1,11 @@
 //! Several writes published as one message.
 
-use serde::Serialize;
-
 use super::pipeline::{PendingWrite, Produced};
+use super::records::{Attributes, StoreWrite, Write};
 use crate::error::{Error, Result};
 use crate::model::{published_attributes, to_record, Publish};
 use crate::runtime::Promiscuous;
-use crate::traits::{Filter, Record};
 use crate::wire::OperationKind;
-
-/// What the storage must do for one write of a transaction.
-#[derive(Debug, Clone)]
-enum StorageWrite {
-    Insert(Record),
-    Update(Record),
-    Delete,
-}
 
 /// Writes of several records published together, as one message that
 /// subscribers apply together. Build it with [`Promiscuous::transaction`].
@@ -25,9 +15,7 @@ enum StorageWrite {
 #[derive(Debug)]
 pub struct Transaction<'a> {
     promiscuous: &'a Promiscuous,
-    writes: Vec<PendingWrite>,
-    produced: Produced,
-    storage: Vec<(&'static str, serde_json::Value, StorageWrite)>,
+    writes: Vec<Write>,
 }
 
 impl Promiscuous {
@@ -36,18 +24,12 @@ impl Promiscuous {
         Transaction {
             promiscuous: self,
             writes: Vec::new(),
-            produced: Vec::new(),
-            storage: Vec::new(),
         }
     }
 }
 
 impl Transaction<'_> {
-    fn add<M: Publish + Serialize>(
-        &mut self,
-        operation: OperationKind,
-        model: &M,
-    ) -> Result<&mut Self> {
+    fn add<M: Publish>(&mut self, operation: OperationKind, model: &M) -> Result<&mut Self> {
         let def = M::definition();
         let id = model.id();
         if id.is_null() && !def.ephemeral {
@@ -56,23 +38,21 @@ impl Transaction<'_> {
                 problem: "has a null id; published records need an id".to_owned(),
             });
         }
-        let (attributes, write) = match operation {
-            OperationKind::Destroy => (None, StorageWrite::Delete),
-            OperationKind::Create => (
-                Some(published_attributes(model)?),
-                StorageWrite::Insert(to_record(def.model, model)?),
-            ),
-            _ => (
-                Some(published_attributes(model)?),
-                StorageWrite::Update(to_record(def.model, model)?),
-            ),
+        let store = match operation {
+            _ if def.ephemeral => None,
+            OperationKind::Destroy => Some(StoreWrite::Delete),
+            OperationKind::Create => Some(StoreWrite::Insert(to_record(def.model, model)?)),
+            _ => Some(StoreWrite::Update(to_record(def.model, model)?)),
         };
-        self.writes
-            .push(PendingWrite::of::<M>(operation, id.clone()));
-        self.produced.push(attributes);
-        if !def.ephemeral {
-            self.storage.push((def.model, id, write));
-        }
+        let attributes = match operation {
+            OperationKind::Destroy => serde_json::Map::new(),
+            _ => published_attributes(model)?,
+        };
+        self.writes.push(Write {
+            pending: PendingWrite::of::<M>(operation, id),
+            store,
+            attributes: Attributes::Given(attributes),
+        });
         Ok(self)
     }
 
@@ -103,9 +83,9 @@ impl Transaction<'_> {
 
     /// Performs the writes on the configured storage, in order, and publishes
     /// them as one message. Atomic when the storage has transactions (all
-    /// writes in one storage transaction); with the memory storage a failed
-    /// write leaves the earlier ones in place. A failed commit publishes a
-    /// noop.
+    /// writes and the message in one storage transaction); otherwise a write
+    /// that fails leaves the earlier ones in place, and they are published
+    /// (with a noop for the rest), so subscribers end as the storage is.
     pub async fn commit(self) -> Result<()> {
         let storage = self.promiscuous.inner.storage.clone().ok_or_else(|| {
             Error::config(
@@ -113,70 +93,48 @@ impl Transaction<'_> {
                 "a transaction commits to the storage; call .storage(...) or use commit_with",
             )
         })?;
-        let writes = self.storage;
+        if self.writes.is_empty() {
+            return Err(Error::NothingToPublish {
+                operation: "Transaction::commit",
+            });
+        }
         self.promiscuous
-            .publish_writes(self.writes, || async move {
-                let failed = |model: &str, id: String, source: crate::BoxError| Error::Write {
-                    model: model.to_owned(),
-                    id,
-                    source,
-                };
-                let whole = || "(transaction)".to_owned();
-                let first = writes.first().map_or("(transaction)", |w| w.0);
-                let transaction = storage
-                    .begin()
-                    .await
-                    .map_err(|e| failed(first, whole(), Box::new(e)))?;
-                let target = match &transaction {
-                    Some(tx) => tx.storage(),
-                    None => storage.as_ref(),
-                };
-                for (model, id, write) in writes {
-                    let filter = Filter::eq("id", id.clone());
-                    let done = match &write {
-                        StorageWrite::Insert(record) => {
-                            target.insert(model, record).await.map(|()| 1)
-                        }
-                        StorageWrite::Update(record) => target.update(model, &filter, record).await,
-                        StorageWrite::Delete => target.delete(model, &filter).await,
-                    };
-                    match done {
-                        Ok(0) if matches!(write, StorageWrite::Update(_)) => {
-                            let problem = format!("no {model} with id {id} to update");
-                            return Err(failed(model, id.to_string(), problem.into()));
-                        }
-                        Ok(_) => {}
-                        Err(e) => return Err(failed(model, id.to_string(), Box::new(e))),
-                    }
-                }
-                if let Some(tx) = transaction {
-                    tx.commit()
-                        .await
-                        .map_err(|e| failed(first, whole(), Box::new(e)))?;
-                }
-                Ok(((), self.produced))
-            })
+            .write_through(storage, self.writes)
             .await
+            .map(|_| ())
     }
 
     /// Publishes the writes as one message after `write` performed them in
-    /// your own database (typically in one database transaction).
+    /// your own database (typically in one database transaction). Crash
+    /// safety as for [`Promiscuous::publish_write`].
     pub async fn commit_with<F, Fut>(self, write: F) -> Result<()>
     where
         F: FnOnce() -> Fut + Send,
         Fut: std::future::Future<Output = std::result::Result<(), crate::BoxError>> + Send,
     {
-        let produced = self.produced;
-        let model = self
+        let first = self
             .writes
             .first()
-            .map_or("(none)", |w| w.definition.model)
-            .to_owned();
+            .map(|w| (w.pending.definition.model.to_owned(), w.pending.id.to_string()))
+            .unwrap_or_default();
+        let (pending, produced): (Vec<PendingWrite>, Produced) = self
+            .writes
+            .into_iter()
+            .map(|w| {
+                let attributes = match w.attributes {
+                    Attributes::Given(a) if w.pending.operation != OperationKind::Destroy => {
+                        Some(a)
+                    }
+                    _ => None,
+                };
+                (w.pending, attributes)
+            })
+            .unzip();
         self.promiscuous
-            .publish_writes(self.writes, || async move {
+            .publish_writes(pending, || async move {
                 write().await.map_err(|source| Error::Write {
-                    model,
-                    id: "(transaction)".into(),
+                    model: first.0,
+                    id: first.1,
                     source,
                 })?;
                 Ok(((), produced))

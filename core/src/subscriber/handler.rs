@@ -3,11 +3,13 @@
 use std::marker::PhantomData;
 
 use async_trait::async_trait;
+use futures::future::BoxFuture;
 use serde_json::{Map, Value};
 
+use crate::dependency::version_stamp;
 use crate::error::{BoxError, Error, Result};
 use crate::model::{from_record, to_record, Changes, Context, Subscribe, SubscriberDef};
-use crate::traits::{Filter, Record, Storage};
+use crate::traits::{Filter, Record, Storage, Versioned, VersionedWrite};
 use crate::wire::{Message, Operation, OperationKind};
 
 /// What applying an operation did.
@@ -21,6 +23,44 @@ pub enum Applied {
     Destroyed,
     /// Nothing to do: destroy of a missing record, or a noop.
     Nothing,
+    /// Not applied: the storage holds the record at a newer version (another
+    /// subscriber process applied a later operation first).
+    Stale,
+}
+
+/// A callback to run once the change is committed
+/// ([`Callbacks::after_commit`](crate::model::Callbacks::after_commit)).
+pub struct AfterCommit(Box<dyn FnOnce() -> BoxFuture<'static, Result<()>> + Send>);
+
+impl AfterCommit {
+    /// Runs the callback.
+    pub async fn run(self) -> Result<()> {
+        (self.0)().await
+    }
+}
+
+impl std::fmt::Debug for AfterCommit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AfterCommit")
+    }
+}
+
+/// What applying an operation did, and what to run once it is committed.
+#[derive(Debug)]
+pub struct Outcome {
+    /// What changed.
+    pub applied: Applied,
+    /// The model's `after_commit`, to run after the storage commits.
+    pub after_commit: Option<AfterCommit>,
+}
+
+impl Outcome {
+    fn nothing(applied: Applied) -> Self {
+        Self {
+            applied,
+            after_commit: None,
+        }
+    }
 }
 
 /// Applies operations to one subscribed model; generated per model by the derive macros.
@@ -35,7 +75,7 @@ pub trait SubscriberHandler: Send + Sync + 'static {
         storage: Option<&dyn Storage>,
         message: &Message,
         op: &Operation,
-    ) -> Result<Applied>;
+    ) -> Result<Outcome>;
 }
 
 /// The [`SubscriberHandler`] of a typed model.
@@ -152,6 +192,83 @@ fn context(
         types: op.types.clone(),
         id: op.id.clone(),
         changes,
+        message_id: message.id.clone(),
+        published_at: message.timestamp,
+        versions: op.dependencies.clone(),
+    }
+}
+
+/// `model.after_commit(ctx)`, to run later.
+fn after_commit<M: Subscribe>(model: M, ctx: Context, op: &Operation) -> Option<AfterCommit> {
+    let def = M::definition();
+    let op = op.clone();
+    Some(AfterCommit(Box::new(move || {
+        Box::pin(async move {
+            model
+                .after_commit(&ctx)
+                .await
+                .map_err(|e| callback_failed(def, &op, "after_commit", e))
+        })
+    })))
+}
+
+/// The version the record is written with on a storage with versioned
+/// writes: the publication's generation and endpoint version.
+fn stamp(message: &Message, op: &Operation) -> Option<u64> {
+    let version = op
+        .dependencies
+        .endpoint
+        .as_ref()
+        .or(op.dependencies.write.first())?
+        .version;
+    version_stamp(message.generation, version)
+}
+
+/// How the handler writes to a storage: versioned (conditioned on the
+/// version kept with the record, so two subscriber processes cannot apply
+/// out of order) when the storage has versioned writes and the record is
+/// found by the storage's own key; plain otherwise.
+enum Writer<'a> {
+    Versioned {
+        storage: &'a dyn Storage,
+        stamp: u64,
+    },
+    Plain(&'a dyn Storage),
+}
+
+impl Writer<'_> {
+    /// Runs a write; `Stale` when a newer version is stored.
+    async fn write(
+        &self,
+        model: &str,
+        filter: &Filter,
+        key: &Value,
+        write: VersionedWrite,
+    ) -> Result<Applied> {
+        match self {
+            Writer::Versioned { storage, stamp } => {
+                match storage.write_versioned(model, key, write, *stamp).await? {
+                    Versioned::Written => Ok(Applied::Updated),
+                    Versioned::Stale { .. } => Ok(Applied::Stale),
+                    Versioned::Missing | Versioned::Exists => Ok(Applied::Nothing),
+                }
+            }
+            Writer::Plain(storage) => {
+                match write {
+                    VersionedWrite::Insert(record) | VersionedWrite::Upsert(record) => {
+                        storage.upsert(model, &record).await?;
+                    }
+                    VersionedWrite::Update(record) => {
+                        storage.update(model, filter, &record).await?;
+                    }
+                    VersionedWrite::Delete => {
+                        storage.delete(model, filter).await?;
+                    }
+                    VersionedWrite::Stamp => {}
+                }
+                Ok(Applied::Updated)
+            }
+        }
     }
 }
 
@@ -170,7 +287,7 @@ fn changes_between(
 }
 
 impl<M: Subscribe> TypedHandler<M> {
-    async fn observe(&self, message: &Message, op: &Operation) -> Result<Applied> {
+    async fn observe(&self, message: &Message, op: &Operation) -> Result<Outcome> {
         let def = M::definition();
         let mut record = match op.operation {
             OperationKind::Destroy => Record::new(),
@@ -196,9 +313,12 @@ impl<M: Subscribe> TypedHandler<M> {
                 callback!(def, op, model.after_destroy(&ctx));
                 Applied::Destroyed
             }
-            OperationKind::Noop => Applied::Nothing,
+            OperationKind::Noop => return Ok(Outcome::nothing(Applied::Nothing)),
         };
-        Ok(applied)
+        Ok(Outcome {
+            applied,
+            after_commit: after_commit(model, ctx, op),
+        })
     }
 
     async fn store(
@@ -206,10 +326,17 @@ impl<M: Subscribe> TypedHandler<M> {
         storage: &dyn Storage,
         message: &Message,
         op: &Operation,
-    ) -> Result<Applied> {
+    ) -> Result<Outcome> {
         let def = M::definition();
-        let key_field = def.key_field();
-        let filter = Filter::eq(key_field, op.id.clone());
+        let storage_key = storage.key_field(def.model);
+        let key_field = def.foreign_key().unwrap_or(&storage_key).to_owned();
+        let filter = Filter::eq(key_field.as_str(), op.id.clone());
+        let writer = match stamp(message, op) {
+            Some(stamp) if storage.capabilities().versioned_writes && key_field == storage_key => {
+                Writer::Versioned { storage, stamp }
+            }
+            _ => Writer::Plain(storage),
+        };
         let mut found = storage.find(def.model, &filter, 2).await?;
         if found.len() > 1 {
             return Err(subscriber_error(
@@ -222,42 +349,36 @@ impl<M: Subscribe> TypedHandler<M> {
             ));
         }
         let existing = found.pop();
-        match (op.operation, existing) {
-            (OperationKind::Noop, _) => Ok(Applied::Nothing),
+        let (kind, mut model, ctx) = match (op.operation, existing) {
+            (OperationKind::Noop, _) => return Ok(Outcome::nothing(Applied::Nothing)),
             (OperationKind::Destroy, None) => {
                 tracing::warn!(model = def.model, id = %op.id_text(), endpoint = %op.endpoint, "destroy of a missing record ignored");
-                Ok(Applied::Nothing)
+                return Ok(Outcome::nothing(Applied::Nothing));
             }
             (OperationKind::Destroy, Some(before)) => {
-                let mut model: M = to_model(&before, "from the stored record")?;
+                let model: M = to_model(&before, "from the stored record")?;
                 let ctx = context(
                     message,
                     op,
                     OperationKind::Destroy,
                     changes_between(def, Some(&before), None),
                 );
-                callback!(def, op, model.before_destroy(&ctx));
-                storage.delete(def.model, &filter).await?;
-                callback!(def, op, model.after_destroy(&ctx));
-                Ok(Applied::Destroyed)
+                (OperationKind::Destroy, model, ctx)
             }
             (kind, None) => {
                 if kind == OperationKind::Update {
                     tracing::warn!(model = def.model, id = %op.id_text(), endpoint = %op.endpoint, "update of a missing record: creating it");
                 }
                 let mut record = incoming_attributes(def, op)?;
-                record.insert(key_field.to_owned(), op.id.clone());
-                let mut model: M = to_model(&record, "from the received attributes")?;
+                record.insert(key_field.clone(), op.id.clone());
+                let model: M = to_model(&record, "from the received attributes")?;
                 let ctx = context(
                     message,
                     op,
                     OperationKind::Create,
                     changes_between(def, None, Some(&record)),
                 );
-                callback!(def, op, model.before_create(&ctx));
-                storage.insert(def.model, &stored(&model)?).await?;
-                callback!(def, op, model.after_create(&ctx));
-                Ok(Applied::Created)
+                (OperationKind::Create, model, ctx)
             }
             (kind, Some(before)) => {
                 if kind == OperationKind::Create {
@@ -265,19 +386,55 @@ impl<M: Subscribe> TypedHandler<M> {
                 }
                 let mut merged = before.clone();
                 merged.extend(incoming_attributes(def, op)?);
-                let mut model: M = to_model(&merged, "from the received attributes")?;
+                let model: M = to_model(&merged, "from the received attributes")?;
                 let ctx = context(
                     message,
                     op,
                     OperationKind::Update,
                     changes_between(def, Some(&before), Some(&merged)),
                 );
-                callback!(def, op, model.before_update(&ctx));
-                storage.update(def.model, &filter, &stored(&model)?).await?;
-                callback!(def, op, model.after_update(&ctx));
-                Ok(Applied::Updated)
+                (OperationKind::Update, model, ctx)
             }
-        }
+        };
+        let applied = match kind {
+            OperationKind::Create => {
+                callback!(def, op, model.before_create(&ctx));
+                let written = writer
+                    .write(def.model, &filter, &op.id, VersionedWrite::Upsert(stored(&model)?))
+                    .await?;
+                if written == Applied::Stale {
+                    return Ok(Outcome::nothing(Applied::Stale));
+                }
+                callback!(def, op, model.after_create(&ctx));
+                Applied::Created
+            }
+            OperationKind::Update => {
+                callback!(def, op, model.before_update(&ctx));
+                let written = writer
+                    .write(def.model, &filter, &op.id, VersionedWrite::Update(stored(&model)?))
+                    .await?;
+                if written != Applied::Updated {
+                    return Ok(Outcome::nothing(written));
+                }
+                callback!(def, op, model.after_update(&ctx));
+                Applied::Updated
+            }
+            _ => {
+                callback!(def, op, model.before_destroy(&ctx));
+                let written = writer
+                    .write(def.model, &filter, &op.id, VersionedWrite::Delete)
+                    .await?;
+                if written != Applied::Updated {
+                    return Ok(Outcome::nothing(written));
+                }
+                callback!(def, op, model.after_destroy(&ctx));
+                Applied::Destroyed
+            }
+        };
+        Ok(Outcome {
+            applied,
+            after_commit: after_commit(model, ctx, op),
+        })
     }
 }
 
@@ -292,7 +449,7 @@ impl<M: Subscribe> SubscriberHandler for TypedHandler<M> {
         storage: Option<&dyn Storage>,
         message: &Message,
         op: &Operation,
-    ) -> Result<Applied> {
+    ) -> Result<Outcome> {
         let def = M::definition();
         if def.is_observer() {
             return self.observe(message, op).await;

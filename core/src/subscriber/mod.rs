@@ -1,13 +1,18 @@
 //! The subscriber side: applying operations to models, and the worker that
 //! pumps, orders and runs them.
 
+mod apply;
 mod handler;
+mod recovery;
+mod retry;
 mod router;
 mod stats;
 mod synchronizer;
+mod window;
 mod worker;
 
-pub use handler::{Applied, SubscriberHandler, TypedHandler};
+pub use handler::{AfterCommit, Applied, Outcome, SubscriberHandler, TypedHandler};
+pub use recovery::Stall;
 pub use router::Router;
 pub use stats::WorkerStats;
 pub use worker::Worker;

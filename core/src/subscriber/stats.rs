@@ -1,15 +1,17 @@
-//! Counters of what the worker did.
+//! Counters of what the worker did, and gauges of what it holds.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// A snapshot of the worker's counters.
+/// A snapshot of the worker's counters and gauges.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct WorkerStats {
     /// Deliveries received.
     pub received: u64,
     /// Operations applied to a subscribed model.
     pub applied: u64,
-    /// Messages recognised as already applied and acknowledged without applying.
+    /// Messages (or operations) recognised as already applied and
+    /// acknowledged without applying.
     pub duplicates: u64,
     /// Operations with no subscribed model (or noops), acknowledged.
     pub skipped: u64,
@@ -17,10 +19,23 @@ pub struct WorkerStats {
     pub failed: u64,
     /// Messages sent to the dead-letter queue.
     pub dead_lettered: u64,
-    /// Missing operations skipped after the recovery timeout.
+    /// Versions skipped by an operator ([`Worker::skip_missing`](super::Worker::skip_missing)).
     pub recovered: u64,
-    /// Waiting messages sent to the back of the queue because they filled the prefetch window.
+    /// Waiting messages sent to the back of the queue because they starved
+    /// the prefetch window.
     pub deferred: u64,
+    /// Deliveries held now (received, not yet acknowledged).
+    pub in_flight: u64,
+    /// Of those, the ones waiting for a dependency now. With `in_flight`
+    /// at 0 the worker is idle.
+    pub waiting: u64,
+}
+
+impl WorkerStats {
+    /// Whether the worker holds no delivery.
+    pub fn is_idle(&self) -> bool {
+        self.in_flight == 0
+    }
 }
 
 #[derive(Debug, Default)]
@@ -40,7 +55,11 @@ impl Counters {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn snapshot(&self) -> WorkerStats {
+    pub fn add(&self, counter: &AtomicU64, amount: u64) {
+        counter.fetch_add(amount, Ordering::Relaxed);
+    }
+
+    pub fn snapshot(&self, in_flight: u64, waiting: u64) -> WorkerStats {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         WorkerStats {
             received: get(&self.received),
@@ -51,6 +70,8 @@ impl Counters {
             dead_lettered: get(&self.dead_lettered),
             recovered: get(&self.recovered),
             deferred: get(&self.deferred),
+            in_flight,
+            waiting,
         }
     }
 }

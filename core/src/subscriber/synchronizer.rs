@@ -10,11 +10,16 @@
 
 use std::collections::HashSet;
 use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
 
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 
+use super::recovery::{alert, Stalls};
+use super::window::Window;
 use crate::config::Mode;
 use crate::dependency::weak_counter;
+use crate::error::{Error, Result};
+use crate::runtime::Runtime;
 use crate::wire::{Message, Operation};
 
 /// A counter that must reach `from` before, and is raised to `to` after, applying.
@@ -185,6 +190,104 @@ impl Gates {
     }
 }
 
+/// What to do with a message, as the synchronizer decided.
+#[derive(Debug)]
+pub(crate) enum Decision<'a> {
+    /// Apply it now. `values` are the counters' values (in the order of
+    /// [`Gates::keys`]); `guard` keeps other messages on its write counters
+    /// out until it is dropped, after the counters advanced.
+    Apply {
+        values: Vec<u64>,
+        guard: InFlightGuard<'a>,
+    },
+    /// It was applied before: acknowledge it.
+    Duplicate,
+    /// The window starved: step aside so what it waits for can come in.
+    Defer,
+    /// The worker stops: hand it back.
+    Stop,
+}
+
+/// Decides when each message may be applied: waits for its dependencies,
+/// alerts on missing ones, keeps messages on the same counters apart, and
+/// watches the window for starvation.
+#[derive(Debug)]
+pub(crate) struct Synchronizer {
+    in_flight: InFlight,
+    pub stalls: Stalls,
+    pub window: Window,
+}
+
+impl Synchronizer {
+    pub fn new(prefetch: u16) -> Self {
+        Self {
+            in_flight: InFlight::default(),
+            stalls: Stalls::default(),
+            window: Window::new(prefetch),
+        }
+    }
+
+    /// Waits until the message whose gates are `gates` may be applied, is
+    /// found applied before, must step aside, or the worker stops.
+    ///
+    /// `endpoint` names the message in alerts. With `in_window` false (a
+    /// message delivered inline, outside any window), a dependency missing
+    /// for `recovery_timeout` fails with [`Error::Stalled`] instead of
+    /// waiting on.
+    pub async fn admit<'a>(
+        &'a self,
+        rt: &Runtime,
+        gates: &Gates,
+        endpoint: &str,
+        mut stop: watch::Receiver<bool>,
+        in_window: bool,
+    ) -> Result<Decision<'a>> {
+        let keys = gates.keys();
+        let every = rt.config.recovery_timeout;
+        let mut waiting = None;
+        loop {
+            let guard = self.in_flight.enter(&keys[..gates.writes.len()]).await;
+            let values = if keys.is_empty() {
+                Vec::new()
+            } else {
+                rt.clock.read(&keys).await?
+            };
+            let (key, have, need) = match gates.readiness(&values) {
+                Readiness::Duplicate => return Ok(Decision::Duplicate),
+                Readiness::Ready => return Ok(Decision::Apply { values, guard }),
+                Readiness::Waiting { key, have, need } => (key, have, need),
+            };
+            drop(guard);
+            let (waited, due) = self.stalls.waiting(&key, have, need, endpoint, every);
+            if due {
+                alert(rt, &key, have, need, waited, endpoint);
+            }
+            if !in_window && waited >= every {
+                return Err(Error::Stalled {
+                    key,
+                    applied: have,
+                    needed: need,
+                    waited,
+                    endpoint: endpoint.to_owned(),
+                });
+            }
+            if waiting.is_none() {
+                waiting = Some(self.window.wait());
+            }
+            let until_alert = every
+                .saturating_sub(Duration::from_nanos(
+                    (waited.as_nanos() % every.as_nanos().max(1)) as u64,
+                ))
+                .max(Duration::from_millis(1));
+            tokio::select! {
+                _ = stop.wait_for(|stopped| *stopped) => return Ok(Decision::Stop),
+                _ = self.window.starved(), if in_window => return Ok(Decision::Defer),
+                woken = rt.clock.wait_until(&key, need, until_alert) => { woken?; }
+            }
+        }
+    }
+}
+
 /// Counter keys being applied right now, so that two messages on the same
 /// counters never overlap.
 #[derive(Debug, Default)]
@@ -304,69 +407,5 @@ mod tests {
         assert!(waiting.is_err(), "second entry must wait for the first");
         let _other = flight.enter(&["j".into()]).await;
         drop(a);
-    }
-}
-
-/// Since when each counter has been seen stuck at a value, shared by every
-/// message waiting on it: the recovery timeout runs per missing operation, not
-/// per delivery, so messages that step aside and come back do not start over.
-#[derive(Debug, Default)]
-pub(crate) struct Stuck {
-    since: std::sync::Mutex<std::collections::HashMap<String, (u64, std::time::Instant, u64)>>,
-}
-
-impl Stuck {
-    /// When `key` was first seen at `have` (now, when it is new or has
-    /// moved), and the smallest value a message waiting on it needs: the
-    /// first operation that did arrive after the missing ones.
-    pub fn since(&self, key: &str, have: u64, need: u64) -> (std::time::Instant, u64) {
-        let mut since = self.since.lock().unwrap_or_else(PoisonError::into_inner);
-        let now = std::time::Instant::now();
-        let entry = since.entry(key.to_owned()).or_insert((have, now, need));
-        if entry.0 != have {
-            *entry = (have, now, need);
-        }
-        entry.2 = entry.2.min(need);
-        (entry.1, entry.2)
-    }
-
-    /// Forgets counters that moved.
-    pub fn clear<'a>(&self, keys: impl IntoIterator<Item = &'a str>) {
-        let mut since = self.since.lock().unwrap_or_else(PoisonError::into_inner);
-        for key in keys {
-            since.remove(key);
-        }
-    }
-}
-
-/// Counters whose message failed and will come back after its retry delay:
-/// recovery must not skip them in the meantime.
-#[derive(Debug, Default)]
-pub(crate) struct Failing {
-    until: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
-}
-
-impl Failing {
-    /// Holds `keys` for `duration` from now.
-    pub fn hold<'a>(&self, keys: impl IntoIterator<Item = &'a str>, duration: std::time::Duration) {
-        let until = std::time::Instant::now() + duration;
-        let mut held = self.until.lock().unwrap_or_else(PoisonError::into_inner);
-        for key in keys {
-            held.insert(key.to_owned(), until);
-        }
-    }
-
-    /// How long `key` is still held, if it is.
-    pub fn held(&self, key: &str) -> Option<std::time::Duration> {
-        let mut held = self.until.lock().unwrap_or_else(PoisonError::into_inner);
-        let now = std::time::Instant::now();
-        match held.get(key) {
-            Some(&until) if until > now => Some(until - now),
-            Some(_) => {
-                held.remove(key);
-                None
-            }
-            None => None,
-        }
     }
 }

@@ -3,63 +3,36 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-use tokio::sync::{watch, Notify, Semaphore};
+use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
+use super::apply::apply;
+use super::recovery::{skip, Stall};
+use super::retry::{disposition, retry_delay, will_retry};
 use super::stats::{Counters, WorkerStats};
-use super::synchronizer::{Failing, Gates, InFlight, Readiness, Stuck};
-use super::Applied;
+use super::synchronizer::{Decision, Gates, Synchronizer};
+use super::window::Window;
 use crate::error::{Error, Result};
 use crate::runtime::{Promiscuous, Runtime};
 use crate::traits::{Delivery, Disposition, Subscription};
-use crate::wire::{Message, Operation, OperationKind};
+use crate::wire::{Message, Operation};
 
 /// Longest pause between reconnection attempts of the consumer.
 const MAX_RECONNECT_PAUSE: Duration = Duration::from_secs(30);
 /// First pause after the consumer reports a lost connection.
 const FIRST_RECONNECT_PAUSE: Duration = Duration::from_secs(2);
-/// Longest delay between two attempts at a failing message.
-const MAX_RETRY_DELAY: Duration = Duration::from_secs(300);
 
-struct State {
-    rt: Arc<Runtime>,
+pub(crate) struct State {
+    pub rt: Arc<Runtime>,
     runners: Semaphore,
-    in_flight: InFlight,
-    counters: Counters,
+    pub sync: Synchronizer,
+    pub counters: Counters,
     stop: watch::Receiver<bool>,
     /// Lets a handler stop the whole worker (when the clock lost its state).
     halt: Arc<watch::Sender<bool>>,
-    /// Messages waiting for a dependency right now.
-    waiting: AtomicUsize,
-    /// Signalled when waiting messages fill the prefetch window.
-    window_full: Notify,
-    /// Whether waiting messages may step aside (not for inline deliveries,
-    /// which have no window).
-    defers: bool,
-    /// Since when each awaited counter has not moved.
-    stuck: Stuck,
-    /// Counters of messages that failed and will be retried: not to be skipped.
-    failing: Failing,
-}
-
-/// Counts a message as waiting while it lives.
-struct Waiting<'a>(&'a State);
-
-impl<'a> Waiting<'a> {
-    /// Counts one more waiting message; returns it and whether the window is now full of them.
-    fn enter(state: &'a State) -> (Self, bool) {
-        let now = state.waiting.fetch_add(1, Ordering::SeqCst) + 1;
-        let full = state.defers && now >= usize::from(state.rt.config.prefetch);
-        (Self(state), full)
-    }
-}
-
-impl Drop for Waiting<'_> {
-    fn drop(&mut self) {
-        self.0.waiting.fetch_sub(1, Ordering::SeqCst);
-    }
+    /// Whether messages are held in a prefetch window (not for inline
+    /// deliveries, which wait for a missing dependency only so long).
+    in_window: bool,
 }
 
 /// A running subscriber worker. Stop it with [`shutdown`](Worker::shutdown);
@@ -108,36 +81,14 @@ impl Promiscuous {
             pump: Some(pump),
         })
     }
-}
 
-impl State {
-    fn new(rt: Arc<Runtime>, defers: bool) -> (Self, Arc<watch::Sender<bool>>) {
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let stop_tx = Arc::new(stop_tx);
-        let state = State {
-            halt: stop_tx.clone(),
-            waiting: AtomicUsize::new(0),
-            window_full: Notify::new(),
-            defers,
-            stuck: Stuck::default(),
-            failing: Failing::default(),
-            runners: Semaphore::new(rt.config.runners),
-            in_flight: InFlight::default(),
-            counters: Counters::default(),
-            stop: stop_rx,
-            rt,
-        };
-        (state, stop_tx)
-    }
-}
-
-impl Promiscuous {
     /// Processes one message now, in this task, exactly as the worker would
     /// (ordering, duplicates, callbacks, counters), without a broker; returns
     /// what it did. Used by mock publishers in subscriber tests.
     ///
-    /// A message that must wait for a missing dependency waits, up to the
-    /// recovery timeout. Errors are returned (and reported), not retried.
+    /// A message that must wait for a missing dependency waits up to the
+    /// recovery timeout, then fails with [`Error::Stalled`]. Errors are
+    /// returned (and reported), not retried.
     pub async fn deliver(&self, payload: &[u8]) -> Result<WorkerStats> {
         let rt = self.inner.clone();
         rt.ensure_open()?;
@@ -148,8 +99,8 @@ impl Promiscuous {
         })?;
         let (state, _stop) = State::new(rt, false);
         Counters::bump(&state.counters.received);
-        match process(&state, &message, 0).await {
-            Ok(_) => Ok(state.counters.snapshot()),
+        match process(&state, &message).await {
+            Ok(_) => Ok(state.stats()),
             Err(error) => {
                 state.rt.report(&error);
                 Err(error)
@@ -158,15 +109,56 @@ impl Promiscuous {
     }
 }
 
+impl State {
+    fn new(rt: Arc<Runtime>, in_window: bool) -> (Self, Arc<watch::Sender<bool>>) {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let stop_tx = Arc::new(stop_tx);
+        let state = State {
+            halt: stop_tx.clone(),
+            runners: Semaphore::new(rt.config.runners),
+            sync: Synchronizer::new(rt.config.prefetch),
+            counters: Counters::default(),
+            stop: stop_rx,
+            in_window,
+            rt,
+        };
+        (state, stop_tx)
+    }
+
+    fn stats(&self) -> WorkerStats {
+        let window: &Window = &self.sync.window;
+        self.counters.snapshot(window.held() as u64, window.waiting() as u64)
+    }
+}
+
 impl Worker {
-    /// What the worker has done so far.
+    /// What the worker has done so far, and what it holds now.
     pub fn stats(&self) -> WorkerStats {
-        self.state.counters.snapshot()
+        self.state.stats()
     }
 
     /// Whether the worker is still consuming.
     pub fn is_running(&self) -> bool {
         self.pump.as_ref().is_some_and(|p| !p.is_finished())
+    }
+
+    /// The counters that messages held by this worker have waited on for at
+    /// least `at_least`, longest first: the operations that are missing.
+    pub fn stalls(&self, at_least: Duration) -> Vec<Stall> {
+        self.state.sync.stalls.list(at_least)
+    }
+
+    /// Skips missing operations as an operator (see
+    /// [`Promiscuous::skip_missing`]); counted in [`WorkerStats::recovered`].
+    pub async fn skip_missing(&self, key: &str, to: u64) -> Result<u64> {
+        let waited = self
+            .stalls(Duration::ZERO)
+            .into_iter()
+            .find(|s| s.key == key)
+            .map_or(Duration::ZERO, |s| s.waited);
+        let skipped = skip(&self.state.rt, key, to, waited).await?;
+        self.state.counters.add(&self.state.counters.recovered, skipped);
+        Ok(skipped)
     }
 
     /// Stops consuming, lets operations being applied finish, hands waiting
@@ -190,27 +182,33 @@ impl Drop for Worker {
 async fn pump(state: Arc<State>, mut consumer: Box<dyn crate::traits::Consumer>) {
     let mut stop = state.stop.clone();
     let mut tasks = JoinSet::new();
-    let mut pause = FIRST_RECONNECT_PAUSE;
+    let mut pauses = crate::backoff::exponential(FIRST_RECONNECT_PAUSE, MAX_RECONNECT_PAUSE);
+    let mut check = tokio::time::interval(Window::check_period());
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         while tasks.try_join_next().is_some() {}
         let next = tokio::select! {
             _ = stop.wait_for(|stopped| *stopped) => break,
+            _ = check.tick() => {
+                state.sync.window.check();
+                continue;
+            }
             next = consumer.next() => next,
         };
         match next {
             None => break,
             Some(Ok(delivery)) => {
-                pause = FIRST_RECONNECT_PAUSE;
+                pauses = crate::backoff::exponential(FIRST_RECONNECT_PAUSE, MAX_RECONNECT_PAUSE);
                 Counters::bump(&state.counters.received);
                 tasks.spawn(handle(state.clone(), delivery));
             }
             Some(Err(e)) => {
                 state.rt.report(&Error::Connection(e));
+                let pause = pauses.next().unwrap_or(MAX_RECONNECT_PAUSE);
                 tokio::select! {
                     _ = stop.wait_for(|stopped| *stopped) => break,
                     _ = tokio::time::sleep(pause) => {}
                 }
-                pause = (pause * 2).min(MAX_RECONNECT_PAUSE);
             }
         }
     }
@@ -226,37 +224,6 @@ async fn pump(state: Arc<State>, mut consumer: Box<dyn crate::traits::Consumer>)
     tracing::info!(app = %state.rt.config.app, "subscriber worker stopped");
 }
 
-/// The delay before the next attempt at a message that failed `attempt` times before.
-fn retry_delay(config: &crate::config::Config, attempt: u32) -> Duration {
-    let factor = 2u32.saturating_pow(attempt.min(20));
-    config
-        .retry_backoff
-        .saturating_mul(factor)
-        .min(MAX_RETRY_DELAY)
-}
-
-/// Whether a failed message will be retried rather than dead-lettered:
-/// failures of a backend that may come back (a clock or database outage)
-/// never use up the attempts.
-fn will_retry(config: &crate::config::Config, attempt: u32, error: &Error) -> bool {
-    error.is_temporary() || attempt + 1 < config.max_attempts
-}
-
-fn settle_error(state: &State, delivery: &Delivery, error: &Error) -> Disposition {
-    let config = &state.rt.config;
-    let attempt = delivery.attempt;
-    if will_retry(config, attempt, error) {
-        Disposition::Retry {
-            delay: retry_delay(config, attempt),
-        }
-    } else {
-        Counters::bump(&state.counters.dead_lettered);
-        Disposition::DeadLetter {
-            reason: format!("failed {} times, last: {error}", attempt + 1),
-        }
-    }
-}
-
 async fn settle(state: &State, delivery: Delivery, disposition: Option<Disposition>) {
     let result = match disposition {
         None => delivery.ack().await,
@@ -268,6 +235,7 @@ async fn settle(state: &State, delivery: Delivery, disposition: Option<Dispositi
 }
 
 async fn handle(state: Arc<State>, delivery: Delivery) {
+    let _held = state.sync.window.hold();
     let message = match Message::decode(&delivery.payload) {
         Ok(message) => message,
         Err(e) => {
@@ -279,8 +247,11 @@ async fn handle(state: Arc<State>, delivery: Delivery) {
             return;
         }
     };
-    match process(&state, &message, delivery.attempt).await {
-        Ok(Processed::Done) => settle(&state, delivery, None).await,
+    match process(&state, &message).await {
+        Ok(Processed::Done) => {
+            settle(&state, delivery, None).await;
+            state.sync.window.progressed();
+        }
         Ok(Processed::Stopped) => settle(&state, delivery, Some(Disposition::Requeue)).await,
         Ok(Processed::Deferred) => {
             Counters::bump(&state.counters.deferred);
@@ -296,7 +267,13 @@ async fn handle(state: Arc<State>, delivery: Delivery) {
         Err(error) => {
             Counters::bump(&state.counters.failed);
             state.rt.report(&error);
-            let disposition = settle_error(&state, &delivery, &error);
+            let config = &state.rt.config;
+            let disposition = disposition(config, delivery.attempt, &error);
+            if matches!(disposition, Disposition::DeadLetter { .. }) {
+                Counters::bump(&state.counters.dead_lettered);
+            } else if will_retry(config, delivery.attempt, &error) {
+                tracing::debug!(delay = ?retry_delay(config, delivery.attempt), "message retried later");
+            }
             settle(&state, delivery, Some(disposition)).await;
         }
     }
@@ -305,12 +282,12 @@ async fn handle(state: Arc<State>, delivery: Delivery) {
 enum Processed {
     Done,
     Stopped,
-    /// Waiting messages filled the window: step aside so the messages behind
-    /// (which may be what they wait for) can be delivered.
+    /// The window starved: step aside so the messages behind (which may be
+    /// what the waiting ones wait for) can be delivered.
     Deferred,
 }
 
-async fn process(state: &State, message: &Message, attempt: u32) -> Result<Processed> {
+async fn process(state: &State, message: &Message) -> Result<Processed> {
     let rt = &state.rt;
     if message.generation < rt.config.generation {
         Counters::bump(&state.counters.skipped);
@@ -328,168 +305,44 @@ async fn process(state: &State, message: &Message, attempt: u32) -> Result<Proce
         .collect();
     let listens = |endpoint: &str| rt.router.listens_to(endpoint);
     let gates = Gates::of(rt.config.mode, &rt.config.app, message, &ops, &listens);
-    let keys = gates.keys();
-    let mut stop = state.stop.clone();
-    let mut waiting: Option<Waiting<'_>> = None;
-    loop {
-        let guard = state.in_flight.enter(&keys[..gates.writes.len()]).await;
-        let values = if keys.is_empty() {
-            Vec::new()
-        } else {
-            rt.clock.read(&keys).await?
-        };
-        match gates.readiness(&values) {
-            Readiness::Duplicate => {
-                Counters::bump(&state.counters.duplicates);
-                tracing::debug!(app = %message.app, "duplicate message acknowledged without applying");
-                return Ok(Processed::Done);
-            }
-            Readiness::Ready => {
-                let _runner = state
-                    .runners
-                    .acquire()
-                    .await
-                    .map_err(|_| Error::Shutdown("the worker's runner pool is closed"))?;
-                let applied = apply(state, message, &ops, &gates, &values).await;
-                if let Err(error) = applied {
-                    // The message comes back after its retry delay: until then,
-                    // messages waiting on its counters must not skip it.
-                    if will_retry(&rt.config, attempt, &error) {
-                        let until = retry_delay(&rt.config, attempt) + rt.config.recovery_timeout;
-                        state
-                            .failing
-                            .hold(gates.writes.iter().map(|g| g.key.as_str()), until);
-                    }
-                    return Err(error);
-                }
-                let targets = gates.targets();
-                rt.clock.advance(&targets).await?;
-                state
-                    .stuck
-                    .clear(targets.iter().map(|(key, _)| key.as_str()));
-                drop(guard);
-                return Ok(Processed::Done);
-            }
-            Readiness::Waiting { key, have, need } => {
-                drop(guard);
-                let (since, first_arrived) = state.stuck.since(&key, have, need);
-                let waited = since.elapsed();
-                let timeout = rt.config.recovery_timeout;
-                let held = state.failing.held(&key);
-                if waited >= timeout && held.is_none() {
-                    let endpoint = ops
-                        .first()
-                        .map(|op| op.endpoint.clone())
-                        .unwrap_or_default();
-                    // Skip only the operations that never arrived: up to the
-                    // first one that did, not to what this message needs.
-                    rt.report(&Error::Recover {
-                        key: key.clone(),
-                        applied: have,
-                        needed: first_arrived,
-                        waited,
-                        endpoint,
-                    });
-                    Counters::bump(&state.counters.recovered);
-                    rt.clock.advance(&[(key.clone(), first_arrived)]).await?;
-                    state.stuck.clear([key.as_str()]);
-                    continue;
-                }
-                if waiting.is_none() {
-                    let (entered, full) = Waiting::enter(state);
-                    waiting = Some(entered);
-                    if full {
-                        state.window_full.notify_waiters();
-                        return Ok(Processed::Deferred);
-                    }
-                }
-                tokio::select! {
-                    _ = stop.wait_for(|stopped| *stopped) => return Ok(Processed::Stopped),
-                    _ = state.window_full.notified() => return Ok(Processed::Deferred),
-                    waited = rt.clock.wait_until(&key, need, held.unwrap_or(timeout.saturating_sub(waited)).max(Duration::from_millis(1))) => { waited?; }
-                }
-            }
+    let endpoint = ops
+        .first()
+        .copied()
+        .or(message.operations.first())
+        .map_or("", |op| op.endpoint.as_str());
+    let decision = state
+        .sync
+        .admit(rt, &gates, endpoint, state.stop.clone(), state.in_window)
+        .await?;
+    let (values, guard) = match decision {
+        Decision::Duplicate => {
+            Counters::bump(&state.counters.duplicates);
+            tracing::debug!(app = %message.app, "duplicate message acknowledged without applying");
+            return Ok(Processed::Done);
+        }
+        Decision::Defer => return Ok(Processed::Deferred),
+        Decision::Stop => return Ok(Processed::Stopped),
+        Decision::Apply { values, guard } => (values, guard),
+    };
+    let runner = state
+        .runners
+        .acquire()
+        .await
+        .map_err(|_| Error::Shutdown("the worker's runner pool is closed"))?;
+    let after_commit = apply(state, message, &ops, &gates, &values).await?;
+    let targets = gates.targets();
+    rt.clock.advance(&targets).await?;
+    state
+        .sync
+        .stalls
+        .moved(targets.iter().map(|(key, _)| key.as_str()));
+    drop(guard);
+    drop(runner);
+    for callback in after_commit {
+        if let Err(error) = callback.run().await {
+            // The change is committed; the callback is not retried.
+            rt.report(&error);
         }
     }
-}
-
-/// Applies the operations of a ready message, except those already applied
-/// (a message some of whose counters were passed, by another copy or by
-/// recovery).
-///
-/// With a storage that has transactions, the operations and the versions they
-/// bring are committed together, and versions recorded in the database count
-/// as applied: a message redelivered after a crash between the commit and the
-/// clock's advance is recognised there and not applied twice.
-async fn apply(
-    state: &State,
-    message: &Message,
-    ops: &[&Operation],
-    gates: &Gates,
-    values: &[u64],
-) -> Result<()> {
-    let rt = &state.rt;
-    let handlers: Vec<_> = ops
-        .iter()
-        .map(|op| match op.operation {
-            OperationKind::Noop => None,
-            _ => rt.router.route(op),
-        })
-        .collect();
-    let stores = handlers
-        .iter()
-        .flatten()
-        .any(|handler| !handler.definition().is_observer());
-    let transaction = match rt.storage.as_deref() {
-        Some(storage) if stores => storage.begin().await?,
-        _ => None,
-    };
-    let merged;
-    let values = match &transaction {
-        Some(tx) => {
-            let keys: Vec<String> = gates.writes.iter().map(|g| g.key.clone()).collect();
-            let recorded = tx.applied_versions(&keys).await?;
-            let mut replayed = false;
-            merged = values
-                .iter()
-                .zip(recorded.into_iter().chain(std::iter::repeat(0)))
-                .map(|(&value, recorded)| {
-                    replayed |= recorded > value;
-                    value.max(recorded)
-                })
-                .collect::<Vec<u64>>();
-            if replayed {
-                Counters::bump(&state.counters.duplicates);
-                tracing::info!(app = %message.app, "operations already committed in the database (a replay after a crash) are not applied again");
-            }
-            &merged[..]
-        }
-        None => values,
-    };
-    let storage = match &transaction {
-        Some(tx) => Some(tx.storage()),
-        None => rt.storage.as_deref(),
-    };
-    for (index, (op, handler)) in ops.iter().zip(handlers).enumerate() {
-        if op.operation == OperationKind::Noop || gates.already_applied(index, values) {
-            Counters::bump(&state.counters.skipped);
-            continue;
-        }
-        let Some(handler) = handler else {
-            tracing::debug!(endpoint = %op.endpoint, types = ?op.types, "no subscribed model for this type; skipped");
-            Counters::bump(&state.counters.skipped);
-            continue;
-        };
-        let applied = handler.apply(storage, message, op).await?;
-        let counter = match applied {
-            Applied::Nothing => &state.counters.skipped,
-            _ => &state.counters.applied,
-        };
-        Counters::bump(counter);
-    }
-    if let Some(tx) = transaction {
-        tx.record_applied(&gates.targets()).await?;
-        tx.commit().await?;
-    }
-    Ok(())
+    Ok(Processed::Done)
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{unique, PATIENCE};
-use crate::traits::Clock;
+use crate::traits::{Clock, IntentRecord, RecordedIntent, Step, Versions};
 
 fn keys(prefix: &str, count: usize) -> Vec<String> {
     let base = unique(prefix);
@@ -87,37 +87,97 @@ pub async fn fresh_counters_read_zero(clock: &dyn Clock) {
     );
 }
 
-/// `tick_and_read` ticks its increments and reads its reads, the reads taken
-/// no later than the tick (a counter both read and ticked reads its old value).
-pub async fn tick_and_read_reads_no_later_than_the_tick(clock: &dyn Clock) {
-    let keys = keys("tick-read", 3);
+async fn take(clock: &dyn Clock, increments: &[String], reads: &[String], intent: Option<(&str, &[u8])>) -> Versions {
+    let step = Step {
+        increments,
+        reads,
+        intent: intent.map(|(id, data)| IntentRecord { id, data }),
+    };
+    match tokio::time::timeout(PATIENCE, clock.take(&step)).await {
+        Ok(Ok(versions)) => versions,
+        Ok(Err(e)) => panic!("{}: take {step:?} failed: {e}", clock.name()),
+        Err(_) => panic!("{}: take {step:?} hung", clock.name()),
+    }
+}
+
+/// `take` ticks its increments and reads its reads, the reads taken no
+/// later than the tick (a counter both read and ticked reads its old value).
+pub async fn take_reads_no_later_than_the_tick(clock: &dyn Clock) {
+    let keys = keys("take-read", 3);
     let (a, b, c) = (keys[0].clone(), keys[1].clone(), keys[2].clone());
     clock.advance(&[(a.clone(), 5)]).await.expect("advance");
-    let (ticked, read) = clock
-        .tick_and_read(std::slice::from_ref(&b), &[a.clone(), c.clone()])
-        .await
-        .expect("tick_and_read");
+    let versions = take(clock, std::slice::from_ref(&b), &[a.clone(), c.clone()], None).await;
     assert_eq!(
-        (ticked, read),
+        (versions.ticked, versions.read),
         (vec![1], vec![5, 0]),
         "ticks the increments, reads the reads"
     );
-    let (ticked, read) = clock
-        .tick_and_read(std::slice::from_ref(&a), std::slice::from_ref(&a))
-        .await
-        .expect("tick_and_read");
+    let versions = take(clock, std::slice::from_ref(&a), std::slice::from_ref(&a), None).await;
     assert_eq!(
-        (ticked, read),
+        (versions.ticked, versions.read),
         (vec![6], vec![5]),
         "a counter read and ticked reads its value before the tick"
     );
-    let (ticked, read) = clock
-        .tick_and_read(std::slice::from_ref(&c), &[])
-        .await
-        .expect("tick_and_read");
-    assert_eq!((ticked, read), (vec![1], vec![]), "no reads: a plain tick");
+    let versions = take(clock, std::slice::from_ref(&c), &[], None).await;
+    assert_eq!((versions.ticked, versions.read), (vec![1], vec![]), "no reads: a plain tick");
     let values = clock.read(&[a, b, c]).await.expect("read");
     assert_eq!(values, vec![6, 1, 1]);
+}
+
+/// `take` records its intent with the versions it took; `intent` reads it
+/// back until `forget`; unknown ids read `None`.
+pub async fn take_records_the_intent_until_forgotten(clock: &dyn Clock) {
+    let keys = keys("intent", 2);
+    let id = unique("publication");
+    let data = br#"{"plan":"anything"}"#;
+    clock.advance(&[(keys[1].clone(), 3)]).await.expect("advance");
+    let versions = take(clock, &keys[..1], &keys[1..], Some((&id, data))).await;
+    let recorded = clock.intent(&id).await.expect("intent");
+    assert_eq!(
+        recorded,
+        Some(RecordedIntent {
+            id: id.clone(),
+            data: data.to_vec(),
+            versions: versions.clone(),
+        }),
+        "{}: the intent reads back with the versions of its step",
+        clock.name()
+    );
+    assert_eq!(versions, Versions { ticked: vec![1], read: vec![3] });
+    assert_eq!(clock.intent(&unique("unknown")).await.expect("intent"), None);
+    clock.forget(&[id.clone(), unique("unknown")]).await.expect("forget");
+    assert_eq!(
+        clock.intent(&id).await.expect("intent"),
+        None,
+        "{}: a forgotten intent is gone",
+        clock.name()
+    );
+}
+
+/// `stale_intents` lists intents older than the age asked, and not
+/// forgotten ones.
+pub async fn stale_intents_are_listed_until_forgotten(clock: &dyn Clock) {
+    let keys = keys("stale", 1);
+    let id = unique("stale-publication");
+    take(clock, &keys, &[], Some((&id, b"{}"))).await;
+    let listed = |intents: Vec<RecordedIntent>| intents.iter().any(|i| i.id == id);
+    let fresh = clock
+        .stale_intents(Duration::from_secs(3600), 10_000)
+        .await
+        .expect("stale_intents");
+    assert!(!listed(fresh), "{}: a fresh intent is not stale", clock.name());
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let stale = clock
+        .stale_intents(Duration::from_millis(5), 10_000)
+        .await
+        .expect("stale_intents");
+    assert!(listed(stale), "{}: an intent older than the age is listed", clock.name());
+    clock.forget(std::slice::from_ref(&id)).await.expect("forget");
+    let after = clock
+        .stale_intents(Duration::from_millis(5), 10_000)
+        .await
+        .expect("stale_intents");
+    assert!(!listed(after), "{}: a forgotten intent is not listed", clock.name());
 }
 
 /// `tick` adds one to each key and returns the new values in key order.
@@ -328,7 +388,9 @@ pub async fn run_all(clock: Arc<dyn Clock>) {
     let c = clock.as_ref();
     fresh_counters_read_zero(c).await;
     tick_increments_each_key(c).await;
-    tick_and_read_reads_no_later_than_the_tick(c).await;
+    take_reads_no_later_than_the_tick(c).await;
+    take_records_the_intent_until_forgotten(c).await;
+    stale_intents_are_listed_until_forgotten(c).await;
     advance_raises_never_lowers(c).await;
     wait_until_returns_when_reached(c).await;
     wait_until_woken_by_advance(c).await;

@@ -12,13 +12,16 @@
 //!
 //! The transaction functions check [`Storage::begin`] and
 //! [`StorageTransaction`]; on a store without transactions they only check
-//! that `begin` returns `None`.
+//! that `begin` returns `None`. The versioned-write and outbox functions run
+//! on stores that have them.
 
 use async_trait::async_trait;
 use serde_json::{json, Value};
 
 use super::{unique, PATIENCE};
-use crate::traits::{Filter, Record, Storage, StorageTransaction};
+use crate::traits::{
+    Fence, Filter, Record, Storage, StorageTransaction, Versioned, VersionedWrite,
+};
 
 /// How the store under test keeps models, where stores legitimately differ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -654,6 +657,214 @@ pub async fn applied_versions_roll_back(fixture: &dyn StorageFixture) {
     );
 }
 
+/// `scan` pages through the matching records in key order, each exactly
+/// once, starting after the key given.
+pub async fn scan_pages_in_key_order(fixture: &dyn StorageFixture) {
+    let storage = fixture.storage();
+    let model = fixture.model("user").await;
+    for id in [5, -3, 12, 0, 7, 2] {
+        let group = if id % 2 == 0 { "even" } else { "odd" };
+        insert(storage, &model, json!({"id": id, "group": group})).await;
+    }
+    let mut seen = Vec::new();
+    let mut after: Option<Value> = None;
+    loop {
+        let page = match tokio::time::timeout(
+            PATIENCE,
+            storage.scan(&model, &Filter::default(), after.as_ref(), 4),
+        )
+        .await
+        {
+            Ok(Ok(page)) => page,
+            Ok(Err(e)) => panic!("{}: scan of {model} failed: {e}", storage.name()),
+            Err(_) => panic!("{}: scan of {model} hung", storage.name()),
+        };
+        assert!(page.len() <= 4, "{}: scan returned more than its limit", storage.name());
+        seen.extend(ids(&page));
+        match page.last() {
+            Some(last) if page.len() == 4 => after = last.get("id").cloned(),
+            _ => break,
+        }
+    }
+    assert_eq!(
+        seen,
+        [-3, 0, 2, 5, 7, 12].map(|i| json!(i)).to_vec(),
+        "{}: pages of a scan must visit every record once, in key order",
+        storage.name()
+    );
+    let even = storage
+        .scan(&model, &Filter::eq("group", json!("even")), Some(&json!(0)), 10)
+        .await
+        .expect("scan");
+    assert_eq!(
+        ids(&even),
+        vec![json!(2), json!(12)],
+        "{}: a scan filters, and starts after the key given",
+        storage.name()
+    );
+}
+
+/// `upsert` inserts a record whose key is new and updates the one with its
+/// key otherwise, keeping the attributes it does not set.
+pub async fn upsert_inserts_or_updates(fixture: &dyn StorageFixture) {
+    let storage = fixture.storage();
+    let model = fixture.model("user").await;
+    let name = storage.name();
+    let inserted = storage
+        .upsert(&model, &record(json!({"id": 1, "name": "Ada", "age": 36})))
+        .await
+        .expect("upsert");
+    assert!(inserted, "{name}: upsert of a new key inserts");
+    let inserted = storage
+        .upsert(&model, &record(json!({"id": 1, "name": "Ada L."})))
+        .await
+        .expect("upsert");
+    assert!(!inserted, "{name}: upsert of an existing key updates");
+    assert_eq!(
+        as_written(fixture, find(storage, &model, &Filter::default(), 10).await),
+        vec![record(json!({"id": 1, "name": "Ada L.", "age": 36}))],
+        "{name}: upsert keeps one record per key, and the attributes it does not set"
+    );
+}
+
+async fn versioned(
+    storage: &dyn Storage,
+    model: &str,
+    id: i64,
+    write: VersionedWrite,
+    version: u64,
+) -> Versioned {
+    match tokio::time::timeout(
+        PATIENCE,
+        storage.write_versioned(model, &json!(id), write, version),
+    )
+    .await
+    {
+        Ok(Ok(outcome)) => outcome,
+        Ok(Err(e)) => panic!("{}: write_versioned on {model} failed: {e}", storage.name()),
+        Err(_) => panic!("{}: write_versioned on {model} hung", storage.name()),
+    }
+}
+
+/// Versioned writes apply only over an older version, and say why not
+/// otherwise; a deleted record keeps its version; a stamp fences out older
+/// writes. Skipped on a store without versioned writes.
+pub async fn versioned_writes_apply_only_over_older_versions(fixture: &dyn StorageFixture) {
+    let storage = fixture.storage();
+    if !storage.capabilities().versioned_writes {
+        return;
+    }
+    let name = storage.name();
+    let model = fixture.model("user").await;
+    let ada = || record(json!({"id": 1, "name": "Ada"}));
+    use VersionedWrite::*;
+    assert_eq!(versioned(storage, &model, 1, Update(ada()), 1).await, Versioned::Missing, "{name}: update of a missing record");
+    assert_eq!(versioned(storage, &model, 1, Stamp, 1).await, Versioned::Missing, "{name}: stamp of a missing record");
+    assert_eq!(versioned(storage, &model, 1, Insert(ada()), 5).await, Versioned::Written, "{name}: insert of a new record");
+    assert_eq!(versioned(storage, &model, 1, Insert(ada()), 6).await, Versioned::Exists, "{name}: insert over an older version");
+    assert_eq!(versioned(storage, &model, 1, Insert(ada()), 5).await, Versioned::Stale { stored: 5 }, "{name}: insert at the stored version");
+    assert_eq!(
+        versioned(storage, &model, 1, Update(record(json!({"name": "old"}))), 4).await,
+        Versioned::Stale { stored: 5 },
+        "{name}: an older update is refused"
+    );
+    assert_eq!(
+        versioned(storage, &model, 1, Upsert(record(json!({"id": 1, "name": "Ada L."}))), 7).await,
+        Versioned::Written,
+        "{name}: a newer upsert applies"
+    );
+    assert_eq!(versioned(storage, &model, 1, Stamp, 9).await, Versioned::Written, "{name}: a stamp raises the version");
+    assert_eq!(
+        versioned(storage, &model, 1, Update(record(json!({"name": "fenced"}))), 8).await,
+        Versioned::Stale { stored: 9 },
+        "{name}: a write below a stamp is fenced out"
+    );
+    assert_eq!(
+        as_written(fixture, find(storage, &model, &Filter::eq("id", json!(1)), 5).await),
+        vec![record(json!({"id": 1, "name": "Ada L."}))],
+        "{name}: refused writes change nothing"
+    );
+    assert_eq!(versioned(storage, &model, 1, Delete, 10).await, Versioned::Written, "{name}: a newer delete applies");
+    assert!(find(storage, &model, &Filter::eq("id", json!(1)), 5).await.is_empty(), "{name}: deleted");
+    assert_eq!(
+        versioned(storage, &model, 1, Upsert(ada()), 8).await,
+        Versioned::Stale { stored: 10 },
+        "{name}: a stale write cannot bring a deleted record back"
+    );
+    assert_eq!(versioned(storage, &model, 1, Upsert(ada()), 11).await, Versioned::Written, "{name}: a newer one can");
+    let racing = futures::future::join_all((20..30).map(|version| {
+        versioned(storage, &model, 1, Update(record(json!({"name": format!("v{version}")}))), version)
+    }))
+    .await;
+    let written = racing.iter().filter(|o| **o == Versioned::Written).count();
+    assert!(written >= 1, "{name}: of racing writes, the newest at least applies");
+    assert_eq!(
+        as_written(fixture, find(storage, &model, &Filter::eq("id", json!(1)), 5).await),
+        vec![record(json!({"id": 1, "name": "v29"}))],
+        "{name}: racing versioned writes end with the newest"
+    );
+}
+
+/// The outbox of a store with transactions: an entry staged in a
+/// transaction appears with its commit (never without), is claimed by one
+/// caller, unclaimed and removed by its publication; a fence returns the
+/// committed entry, or stores the noop in its place so the transaction can
+/// no longer commit its own. Skipped on a store without an outbox.
+pub async fn outbox_entries_follow_their_transaction(fixture: &dyn StorageFixture) {
+    let storage = fixture.storage();
+    let Some(outbox) = storage.outbox() else {
+        return;
+    };
+    let name = storage.name();
+    let app = unique("app");
+    let claim = std::time::Duration::from_millis(200);
+    let (committed, rolled_back, fenced) = (unique("pub"), unique("pub"), unique("pub"));
+    let Some(tx) = begin(storage).await else {
+        panic!("{name}: a store with an outbox has transactions");
+    };
+    tx.stage_message(&app, &committed, b"{\"m\":1}", claim).await.expect("stage_message");
+    assert_eq!(outbox.len(&app).await.expect("len"), 0, "{name}: invisible before the commit");
+    commit(tx).await;
+    assert_eq!(outbox.len(&app).await.expect("len"), 1, "{name}: visible after the commit");
+    let Some(tx) = begin(storage).await else { return };
+    tx.stage_message(&app, &rolled_back, b"{\"m\":2}", claim).await.expect("stage_message");
+    drop(tx);
+    assert_eq!(outbox.len(&app).await.expect("len"), 1, "{name}: a rolled-back entry is gone");
+    assert!(
+        outbox.unclaimed(&app, 10).await.expect("unclaimed").is_empty(),
+        "{name}: a claimed entry is not listed"
+    );
+    tokio::time::sleep(claim * 2).await;
+    let listed = outbox.unclaimed(&app, 10).await.expect("unclaimed");
+    assert_eq!(listed.len(), 1, "{name}: an entry whose claim expired is listed");
+    assert_eq!((listed[0].intent.as_str(), listed[0].payload.as_slice()), (committed.as_str(), &b"{\"m\":1}"[..]));
+    let first = outbox.claim(&listed[0], claim).await.expect("claim");
+    let second = outbox.claim(&listed[0], claim).await.expect("claim");
+    assert!(first && !second, "{name}: one caller wins a claim");
+    match outbox.fence(&app, &committed, b"noop", claim).await.expect("fence") {
+        Fence::Committed(entry) => assert_eq!(entry.payload, b"{\"m\":1}"),
+        other => panic!("{name}: fencing a committed publication returns its entry, not {other:?}"),
+    }
+    match outbox.fence(&app, &fenced, b"noop", claim).await.expect("fence") {
+        Fence::Fenced(entry) => assert_eq!(entry.payload, b"noop"),
+        other => panic!("{name}: fencing an unknown publication stores the noop, not {other:?}"),
+    }
+    let Some(tx) = begin(storage).await else { return };
+    let late = tx.stage_message(&app, &fenced, b"{\"m\":3}", claim).await;
+    let late = match late {
+        Ok(()) => tx.commit().await,
+        Err(e) => Err(e),
+    };
+    assert!(late.is_err(), "{name}: a fenced publication's transaction cannot store its entry");
+    outbox.unclaim(std::slice::from_ref(&fenced)).await.expect("unclaim");
+    assert!(
+        outbox.unclaimed(&app, 10).await.expect("unclaimed").iter().any(|e| e.intent == fenced),
+        "{name}: an unclaimed entry is listed at once"
+    );
+    outbox.remove(&[committed, fenced, unique("unknown")]).await.expect("remove");
+    assert_eq!(outbox.len(&app).await.expect("len"), 0, "{name}: removed by publication");
+}
+
 /// Runs every function of this suite against `fixture` (any [`Storage`] is one).
 pub async fn run_all(fixture: &dyn StorageFixture) {
     insert_then_find_by_id(fixture).await;
@@ -667,4 +878,8 @@ pub async fn run_all(fixture: &dyn StorageFixture) {
     dropped_transaction_leaves_nothing(fixture).await;
     applied_versions_round_trip(fixture).await;
     applied_versions_roll_back(fixture).await;
+    scan_pages_in_key_order(fixture).await;
+    upsert_inserts_or_updates(fixture).await;
+    versioned_writes_apply_only_over_older_versions(fixture).await;
+    outbox_entries_follow_their_transaction(fixture).await;
 }

@@ -1,4 +1,5 @@
-//! Version counters that order operations.
+//! Version counters that order operations, and the intents of the
+//! publications that took them.
 
 use std::fmt::Debug;
 use std::time::Duration;
@@ -7,13 +8,69 @@ use async_trait::async_trait;
 
 use crate::error::BackendError;
 
-/// Version counters, keyed by string.
+/// How long a clock keeps an intent that was never forgotten (its publisher
+/// died after settling its message but before forgetting it): far longer
+/// than any lock lives, so a recovery worker always finds the intents of the
+/// locks it recovers.
+pub const INTENT_RETENTION: Duration = Duration::from_secs(24 * 3600);
+
+/// What a publication records with its versions: its id (the owner tag of
+/// its locks) and what another process needs to finish it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IntentRecord<'a> {
+    /// The publication's id.
+    pub id: &'a str,
+    /// Opaque to the clock: the publication's plan (see `publisher::intent`).
+    pub data: &'a [u8],
+}
+
+/// One publisher step: counters to tick, counters to read, and the intent to
+/// record with the versions taken.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Step<'a> {
+    /// Counters to add one to.
+    pub increments: &'a [String],
+    /// Counters to read (the publication's read dependencies).
+    pub reads: &'a [String],
+    /// The intent to record, atomically with the tick.
+    pub intent: Option<IntentRecord<'a>>,
+}
+
+/// The versions a [`Step`] took.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Versions {
+    /// The new values of the ticked counters, in the order of `increments`.
+    pub ticked: Vec<u64>,
+    /// The values read, in the order of `reads`.
+    pub read: Vec<u64>,
+}
+
+/// An intent as the clock recorded it, with the versions of its step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedIntent {
+    /// The publication's id.
+    pub id: String,
+    /// The data recorded with it.
+    pub data: Vec<u8>,
+    /// The versions its step took.
+    pub versions: Versions,
+}
+
+/// Version counters, keyed by string, and the intents of the publications
+/// that advanced them.
 ///
-/// Publishers [`tick`](Clock::tick) the counters of an operation; subscribers
+/// Publishers [`take`](Clock::take) the versions of a publication; subscribers
 /// [`read`](Clock::read) theirs to decide whether an operation is ready,
 /// [`advance`](Clock::advance) them after applying it, and
 /// [`wait_until`](Clock::wait_until) another worker advances them. Keys are
 /// namespaced by the caller (app, generation); a counter never touched is 0.
+///
+/// Every version a publisher takes must end up in a message (the operation,
+/// or a `noop`), or subscribers wait for it forever. That is why
+/// [`take`](Clock::take) records the publication's *intent* in the same
+/// atomic step: if the publisher dies before its message is out, a recovery
+/// worker reads the intent back with [`intent`](Clock::intent) and finishes
+/// the publication with the same versions.
 #[async_trait]
 pub trait Clock: Send + Sync + Debug + 'static {
     /// Short name for logs and errors (`memory`, `redis`).
@@ -28,27 +85,31 @@ pub trait Clock: Send + Sync + Debug + 'static {
     /// The current values of `keys`, in order (0 for a counter never touched).
     async fn read(&self, keys: &[String]) -> Result<Vec<u64>, BackendError>;
 
-    /// Ticks `increments` and reads `reads` (the publisher's step for one
-    /// operation with read dependencies); returns both lists of values.
+    /// A publisher's step: ticks `step.increments`, reads `step.reads` and
+    /// records `step.intent` with the resulting versions.
     ///
-    /// Behaviour: the tick is atomic as in [`tick`](Clock::tick); each read
-    /// value is taken no later than the tick, so it never counts an
-    /// operation that ticked after this one (dependencies only point to the
-    /// past, so they cannot form a cycle). The default runs `read` then
-    /// `tick`; backends may override it to do both in one round trip.
-    async fn tick_and_read(
+    /// Behaviour: one atomic step. The tick is atomic as in
+    /// [`tick`](Clock::tick); each read value is taken no later than the
+    /// tick, so it never counts an operation that ticked after this one
+    /// (dependencies only point to the past, so they cannot form a cycle);
+    /// the intent is recorded if and only if the counters moved, and is kept
+    /// until [`forget`](Clock::forget)ten (at least [`INTENT_RETENTION`]).
+    async fn take(&self, step: &Step<'_>) -> Result<Versions, BackendError>;
+
+    /// The intent recorded under `id`, with its versions, if it is still kept.
+    async fn intent(&self, id: &str) -> Result<Option<RecordedIntent>, BackendError>;
+
+    /// Forgets the intents of settled publications; unknown ids are ignored.
+    async fn forget(&self, ids: &[String]) -> Result<(), BackendError>;
+
+    /// Intents recorded more than `age` ago and not forgotten, oldest first,
+    /// at most `limit`: publications whose publisher stopped, found even
+    /// when no expired lock names them.
+    async fn stale_intents(
         &self,
-        increments: &[String],
-        reads: &[String],
-    ) -> Result<(Vec<u64>, Vec<u64>), BackendError> {
-        let read = if reads.is_empty() {
-            Vec::new()
-        } else {
-            self.read(reads).await?
-        };
-        let ticked = self.tick(increments).await?;
-        Ok((ticked, read))
-    }
+        age: Duration,
+        limit: usize,
+    ) -> Result<Vec<RecordedIntent>, BackendError>;
 
     /// Raises each counter to at least its target, atomically, and wakes waiters.
     ///

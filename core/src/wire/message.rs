@@ -23,6 +23,10 @@ pub struct Message {
     /// Host name of the publishing process, for debugging.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
+    /// The id of the publication that produced the message: the same for
+    /// every copy of it (a republish after a crash, a relayed outbox entry).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
     /// The operations, applied together by subscribers.
     pub operations: Vec<Operation>,
 }

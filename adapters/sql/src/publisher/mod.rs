@@ -1,6 +1,5 @@
 //! Publishing sea-orm entities: [`SqlPublisher`] and its transactions.
 
-mod cleaner;
 mod transaction;
 
 use std::collections::BTreeMap;
@@ -37,7 +36,8 @@ pub(crate) struct Shared {
     /// Table name → published entity.
     pub entities: BTreeMap<String, PublishedEntity>,
     pub claim: Duration,
-    pub cleaner: cleaner::OutboxCleaner,
+    /// The outbox of `db`, attached to `promiscuous` for recovery and the relay.
+    pub outbox: Arc<crate::outbox::SqlOutbox>,
 }
 
 /// Writes sea-orm entities and publishes them, through a transactional
@@ -99,7 +99,7 @@ impl SqlPublisher {
             .begin_with_options(options)
             .await
             .map_err(|e| SqlError::database("begin", "transaction", e))?;
-        let staged = self.shared.promiscuous.stage()?;
+        let staged = self.shared.promiscuous.stage(self.shared.outbox.clone())?;
         Ok(PublishingTransaction::new(self.clone(), tx, staged))
     }
 
@@ -138,17 +138,15 @@ impl SqlPublisher {
         tx.commit().await
     }
 
-    /// Queues the removal of a published outbox row.
-    pub(crate) fn published_row(&self, row: i64) {
-        let shared = &self.shared;
-        shared.cleaner.remove(&shared.db, &shared.promiscuous, row);
-    }
-
     /// Waits until the outbox rows of the messages published so far are
     /// removed (they are removed in the background, in batches).
     pub async fn flush_outbox(&self) {
-        let shared = &self.shared;
-        shared.cleaner.flush(&shared.db, &shared.promiscuous).await;
+        self.shared.promiscuous.flush().await;
+    }
+
+    /// The outbox of this publisher's database.
+    pub fn outbox(&self) -> Arc<crate::outbox::SqlOutbox> {
+        self.shared.outbox.clone()
     }
 
     /// The registration of entity `E`, or an error saying how to register it.
@@ -259,13 +257,15 @@ impl SqlPublisherBuilder {
                         .into(),
             });
         }
+        let outbox = Arc::new(crate::outbox::SqlOutbox::new(self.db.clone()));
+        self.promiscuous.attach_outbox(outbox.clone());
         Ok(SqlPublisher {
             shared: Arc::new(Shared {
                 promiscuous: self.promiscuous,
                 db: self.db,
                 entities: self.entities,
                 claim: self.claim,
-                cleaner: cleaner::OutboxCleaner::default(),
+                outbox,
             }),
         })
     }

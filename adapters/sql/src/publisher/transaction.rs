@@ -188,8 +188,9 @@ impl PublishingTransaction {
     ///
     /// Returns once the broker confirmed, or once the commit succeeded and
     /// the publish failed: the message then stays in the outbox, the error
-    /// goes to the error notifier, and the relay publishes it later. An error
-    /// means the transaction did not commit.
+    /// goes to the error notifier, and the relay publishes it at once. An
+    /// error means the transaction did not commit (or, when its answer was
+    /// lost, that recovery settled it from the outbox).
     pub async fn commit(self) -> Result<()> {
         let PublishingTransaction {
             publisher,
@@ -211,30 +212,27 @@ impl PublishingTransaction {
             }
         };
         let shared = &publisher.shared;
-        let payload = String::from_utf8_lossy(&prepared.payload()).into_owned();
-        let row = match outbox::insert(&tx, shared.promiscuous.app(), &payload, shared.claim).await
+        if let Err(e) = outbox::insert(
+            &tx,
+            shared.promiscuous.app(),
+            prepared.publication(),
+            &prepared.payload(),
+            shared.claim,
+        )
+        .await
         {
-            Ok(row) => row,
-            Err(e) => {
-                let _ = tx.rollback().await;
-                staged.abandon().await;
-                return Err(e);
-            }
-        };
+            let _ = tx.rollback().await;
+            staged.abandon().await;
+            return Err(e);
+        }
         if let Err(e) = tx.commit().await {
             // The commit may have happened even though its answer was lost:
-            // the outbox row tells.
-            if !matches!(outbox::exists(&shared.db, row).await, Ok(true)) {
-                staged.abandon().await;
-                return Err(SqlError::database("commit", "transaction", e));
-            }
+            // the outbox tells, and fences the transaction off if not.
+            staged.settle_unknown().await;
+            return Err(SqlError::database("commit", "transaction", e));
         }
-        staged.committed();
-        match staged.publish(&prepared).await {
-            Ok(()) => publisher.published_row(row),
-            Err(e) => {
-                tracing::warn!(outbox_row = row, error = %e, "committed but not published; the outbox relay will publish it");
-            }
+        if let Err(e) = staged.publish(&prepared).await {
+            tracing::warn!(publication = %prepared.publication(), error = %e, "committed but not published; the outbox relay publishes it");
         }
         Ok(())
     }

@@ -31,6 +31,24 @@ macro_rules! delegate_storage {
                 self.session.capabilities()
             }
 
+            fn key_field(&self, model: &str) -> String {
+                self.session.key_field(model)
+            }
+
+            async fn scan(
+                &self,
+                model: &str,
+                filter: &promiscuous_core::traits::Filter,
+                after: Option<&serde_json::Value>,
+                limit: usize,
+            ) -> Result<Vec<promiscuous_core::traits::Record>, promiscuous_core::BackendError> {
+                self.session.scan(model, filter, after, limit).await
+            }
+
+            fn outbox(&self) -> Option<std::sync::Arc<dyn promiscuous_core::traits::Outbox>> {
+                self.session.outbox()
+            }
+
             async fn find(
                 &self,
                 model: &str,
@@ -104,6 +122,7 @@ impl SqlStorage {
         let gate = (db.get_database_backend() == DbBackend::Sqlite).then(WriteGate::default);
         SqlStorage {
             session: Arc::new(Session {
+                outbox: Some(Arc::new(crate::outbox::SqlOutbox::new(db.clone()))),
                 conn: db,
                 tables: Arc::new(Registry::default()),
                 gate,

@@ -29,6 +29,8 @@ pub(crate) struct Session<C> {
     pub(crate) tables: Arc<Registry>,
     /// Set on a SQLite pool; not on a transaction (nested ones take no turn).
     pub(crate) gate: Option<WriteGate>,
+    /// The database's outbox.
+    pub(crate) outbox: Option<Arc<dyn promiscuous_core::traits::Outbox>>,
 }
 
 impl<C: ConnectionTrait> Session<C> {
@@ -42,6 +44,16 @@ impl<C: ConnectionTrait> Session<C> {
         filter: &Filter,
         limit: usize,
     ) -> Result<Vec<Record>, SqlError> {
+        self.select(model, filter, None, limit).await
+    }
+
+    async fn select(
+        &self,
+        model: &str,
+        filter: &Filter,
+        after: Option<&serde_json::Value>,
+        limit: usize,
+    ) -> Result<Vec<Record>, SqlError> {
         let table = self.table(model)?;
         let backend = self.conn.get_database_backend();
         let on = On {
@@ -51,7 +63,7 @@ impl<C: ConnectionTrait> Session<C> {
         };
         let rows = self
             .conn
-            .query_all(&on.select(filter, limit)?)
+            .query_all(&on.select_after(filter, after, limit)?)
             .await
             .map_err(|e| SqlError::database("find", table.describe(model), e))?;
         rows.iter()
@@ -138,7 +150,33 @@ where
     }
 
     fn capabilities(&self) -> StorageCapabilities {
-        StorageCapabilities { transactions: true }
+        StorageCapabilities {
+            transactions: true,
+            versioned_writes: false,
+        }
+    }
+
+    /// The primary-key column of the model's table (`id` when it has none
+    /// or is not registered).
+    fn key_field(&self, model: &str) -> String {
+        self.table(model)
+            .ok()
+            .and_then(|table| table.primary_key().next().map(|c| c.name.clone()))
+            .unwrap_or_else(|| "id".to_owned())
+    }
+
+    async fn scan(
+        &self,
+        model: &str,
+        filter: &Filter,
+        after: Option<&serde_json::Value>,
+        limit: usize,
+    ) -> Result<Vec<Record>, BackendError> {
+        Ok(Session::select(self, model, filter, after, limit).await?)
+    }
+
+    fn outbox(&self) -> Option<Arc<dyn promiscuous_core::traits::Outbox>> {
+        self.outbox.clone()
     }
 
     async fn find(
@@ -183,6 +221,7 @@ where
             tx,
             Arc::clone(&self.tables),
             turn,
+            self.outbox.clone(),
         ))))
     }
 }

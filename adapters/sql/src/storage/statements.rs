@@ -3,7 +3,8 @@
 
 use promiscuous_core::traits::{Filter, Record};
 use sea_orm::sea_query::{
-    Alias, DeleteStatement, Expr, InsertStatement, IntoColumnRef, Order, Query, SelectStatement,
+    Alias, DeleteStatement, Expr, ExprTrait, InsertStatement, IntoColumnRef, Order, Query,
+    SelectStatement,
     UpdateStatement,
 };
 use sea_orm::DbBackend;
@@ -71,9 +72,21 @@ impl<'a> On<'a> {
     }
 
     /// Every column of the matching rows, in primary-key order, at most `limit`.
+    #[cfg(test)]
     pub(crate) fn select(
         &self,
         filter: &Filter,
+        limit: usize,
+    ) -> Result<SelectStatement, SqlError> {
+        self.select_after(filter, None, limit)
+    }
+
+    /// Every column of the matching rows whose key is after `after`, in
+    /// primary-key order, at most `limit`.
+    pub(crate) fn select_after(
+        &self,
+        filter: &Filter,
+        after: Option<&serde_json::Value>,
         limit: usize,
     ) -> Result<SelectStatement, SqlError> {
         let mut select = Query::select();
@@ -86,6 +99,16 @@ impl<'a> On<'a> {
         }
         for condition in self.conditions(filter)? {
             select.and_where(condition);
+        }
+        if let Some(after) = after {
+            let key = self.table.primary_key().next().ok_or_else(|| SqlError::Definition {
+                model: self.model.to_owned(),
+                problem: format!("table {} has no primary key to page through", self.table.table),
+            })?;
+            let value = value_expr(&self.target(key), after)?;
+            select.and_where(
+                Expr::col((Alias::new(&self.table.table), Alias::new(&key.name))).gt(value),
+            );
         }
         for key in self.table.primary_key() {
             select.order_by(

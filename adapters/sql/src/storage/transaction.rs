@@ -21,6 +21,8 @@ use crate::error::SqlError;
 #[derive(Debug)]
 pub struct SqlTransaction {
     session: Session<DatabaseTransaction>,
+    /// Applied-version keys read and not found: inserted, not merged.
+    absent: std::sync::Mutex<std::collections::HashSet<String>>,
     /// SQLite's single writer turn, released after the commit or rollback.
     _turn: Option<OwnedMutexGuard<()>>,
 }
@@ -30,13 +32,16 @@ impl SqlTransaction {
         conn: DatabaseTransaction,
         tables: Arc<Registry>,
         turn: Option<OwnedMutexGuard<()>>,
+        outbox: Option<Arc<dyn promiscuous_core::traits::Outbox>>,
     ) -> Self {
         SqlTransaction {
             session: Session {
                 conn,
                 tables,
                 gate: None,
+                outbox,
             },
+            absent: std::sync::Mutex::default(),
             _turn: turn,
         }
     }
@@ -56,15 +61,37 @@ impl StorageTransaction for SqlTransaction {
     }
 
     async fn applied_versions(&self, keys: &[String]) -> Result<Vec<u64>, BackendError> {
-        Ok(applied::read(&self.session.conn, keys).await?)
+        let (versions, absent) = applied::read(&self.session.conn, keys).await?;
+        self.absent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend(absent);
+        Ok(versions)
     }
 
     async fn record_applied(&self, targets: &[(String, u64)]) -> Result<(), BackendError> {
-        Ok(applied::record(&self.session.conn, targets).await?)
+        let absent = std::mem::take(
+            &mut *self
+                .absent
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        Ok(applied::record(&self.session.conn, targets, &absent).await?)
+    }
+
+    async fn stage_message(
+        &self,
+        app: &str,
+        intent: &str,
+        payload: &[u8],
+        claim: std::time::Duration,
+    ) -> Result<(), BackendError> {
+        crate::outbox::insert(&self.session.conn, app, intent, payload, claim).await?;
+        Ok(())
     }
 
     async fn commit(self: Box<Self>) -> Result<(), BackendError> {
-        let SqlTransaction { session, _turn } = *self;
+        let SqlTransaction { session, _turn, .. } = *self;
         session
             .conn
             .commit()

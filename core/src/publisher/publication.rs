@@ -1,0 +1,386 @@
+//! The one publish protocol every way of publishing runs (docs/ordering.md,
+//! "The publish protocol").
+//!
+//! 1. **Lock** each record the publication writes (`app/model/id`), sorted
+//!    when the ids are known up front; one keeper extends them all.
+//! 2. **Take versions**: one clock step ticks the counters, reads the read
+//!    dependencies and records the *intent* (the plan, and what recovery
+//!    needs) with the versions.
+//! 3. **Write** so that the write can be fenced: in a transaction that also
+//!    stores the message in the outbox, or as versioned single-record writes.
+//!    (A database transaction that learns its ids as it goes writes first and
+//!    locks each record after its write: nothing is visible before the
+//!    commit, so the intent still comes first.)
+//! 4. **Publish** the message and wait for the broker's confirmation.
+//! 5. **Settle**: release the locks, forget the intent and the outbox entry.
+//!
+//! A publisher that stops anywhere after step 2 leaves an intent; the
+//! recovery worker of any process of the app finishes it (`recovery.rs`).
+
+use std::sync::Arc;
+
+use super::intent::{IntentData, IntentKind, Recorded};
+use super::locks::HeldLocks;
+use super::plan::{message, Plan};
+use super::{recovery, scope, PendingWrite, Produced};
+use crate::dependency::{lock_key, version_stamp};
+use crate::error::{Error, Result};
+use crate::runtime::Runtime;
+use crate::traits::{IntentRecord, Step};
+use crate::wire::Message;
+
+/// One publication: the writes of one message, its locks and its versions.
+///
+/// Dropped before its versions are taken, it releases its locks; after, it
+/// leaves them to expire so that recovery settles it (whether its write
+/// happened is for recovery to find out).
+pub(crate) struct Publication {
+    rt: Arc<Runtime>,
+    id: String,
+    kind: IntentKind,
+    locks: HeldLocks,
+    writes: Vec<PendingWrite>,
+    /// Per write: what recovery needs beyond the store.
+    recorded: Vec<Recorded>,
+    /// Publications of stopped publishers whose locks this one took over.
+    inherits: Vec<String>,
+    /// The plan, once its versions are taken.
+    taken: Option<Plan>,
+    settled: bool,
+}
+
+impl std::fmt::Debug for Publication {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Publication")
+            .field("id", &self.id)
+            .field("kind", &self.kind)
+            .field("locks", &self.locks)
+            .field("writes", &self.writes)
+            .field("taken", &self.taken.is_some())
+            .finish()
+    }
+}
+
+impl Publication {
+    /// A new publication of `rt`, finished by recovery as `kind` says.
+    pub fn new(rt: &Arc<Runtime>, kind: IntentKind) -> Result<Self> {
+        rt.ensure_open()?;
+        let id = rt.next_owner();
+        Ok(Self {
+            rt: rt.clone(),
+            locks: HeldLocks::new(rt.clone(), id.clone()),
+            id,
+            kind,
+            writes: Vec::new(),
+            recorded: Vec::new(),
+            inherits: Vec::new(),
+            taken: None,
+            settled: false,
+        })
+    }
+
+    /// The publication's id (its locks' owner, its intent's key, its
+    /// message's id, its outbox entry's intent).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The runtime it publishes through.
+    pub fn runtime(&self) -> &Arc<Runtime> {
+        &self.rt
+    }
+
+    /// Adds a write, with what recovery needs for it beyond the store.
+    pub fn push(&mut self, pending: PendingWrite, recorded: Recorded) {
+        self.writes.push(pending);
+        self.recorded.push(recorded);
+    }
+
+    /// The writes, in order.
+    pub fn writes(&self) -> &[PendingWrite] {
+        &self.writes
+    }
+
+    /// Each write as `create User 1`.
+    fn described(&self) -> Vec<String> {
+        self.writes
+            .iter()
+            .map(|w| format!("{} {} {}", w.operation.as_str(), w.definition.model, w.id))
+            .collect()
+    }
+
+    /// Wraps `error` with what was being published, and reports it.
+    pub fn failed(&self, error: Error) -> Error {
+        let error = match self.writes.as_slice() {
+            [] => error,
+            [write] => Error::Publisher {
+                model: write.definition.model.to_owned(),
+                id: write.id.to_string(),
+                operation: write.operation.as_str(),
+                source: Box::new(error),
+            },
+            _ => Error::Transaction {
+                writes: self.described(),
+                source: Box::new(error),
+            },
+        };
+        self.rt.report(&error);
+        error
+    }
+
+    /// Takes the lock of the record `pending` writes (kept when held).
+    pub async fn lock(&mut self, pending: &PendingWrite) -> Result<()> {
+        if pending.id.is_null() {
+            return Ok(());
+        }
+        let endpoint = pending.definition.endpoint(&self.rt.config.app);
+        let doing = format!(
+            "{} {} {}",
+            pending.operation.as_str(),
+            pending.definition.model,
+            pending.id
+        );
+        self.take_lock(&lock_key(&endpoint, &pending.id), &doing)
+            .await
+    }
+
+    async fn take_lock(&mut self, key: &str, doing: &str) -> Result<()> {
+        if let Some(previous) = self.locks.take(key, doing).await? {
+            // A stopped publisher's publication: recover it now, and with
+            // this one should this one stop too.
+            recovery::resolve_later(&self.rt, previous.clone());
+            self.inherits.push(previous);
+        }
+        Ok(())
+    }
+
+    /// Takes the locks of every write, in sorted order.
+    pub async fn lock_all(&mut self) -> Result<()> {
+        let plan = self.plan();
+        let doing = self.described().join(", ");
+        for key in &plan.locks {
+            self.take_lock(key, &doing).await?;
+        }
+        Ok(())
+    }
+
+    fn plan(&self) -> Plan {
+        let config = &self.rt.config;
+        Plan::new(
+            &config.app,
+            config.hash_size,
+            &self.writes,
+            &scope::recorded(),
+        )
+    }
+
+    /// Takes any lock still missing, then the versions of every write in one
+    /// clock step that records the intent.
+    pub async fn take_versions(&mut self) -> Result<()> {
+        if self.writes.is_empty() {
+            return Err(Error::NothingToPublish {
+                operation: "a publication",
+            });
+        }
+        self.lock_all().await?;
+        let rt = self.rt.clone();
+        let mut plan = self.plan();
+        let intent = IntentData {
+            app: rt.config.app.clone(),
+            generation: rt.config.generation,
+            kind: self.kind,
+            plan: plan.clone(),
+            recorded: self.recorded.clone(),
+            inherits: self.inherits.clone(),
+        }
+        .encode();
+        let increments: Vec<String> = plan.increments.iter().map(|k| rt.clock_key(k)).collect();
+        let reads: Vec<String> = plan.reads.iter().map(|k| rt.clock_key(k)).collect();
+        let versions = rt
+            .clock
+            .take(&Step {
+                increments: &increments,
+                reads: &reads,
+                intent: Some(IntentRecord {
+                    id: &self.id,
+                    data: &intent,
+                }),
+            })
+            .await?;
+        plan.fill(&versions);
+        self.taken = Some(plan);
+        Ok(())
+    }
+
+    /// The version the record of write `index` is written with (see
+    /// `Storage::write_versioned`), once the versions are taken.
+    pub fn stamp(&self, index: usize) -> Result<u64> {
+        let op = self
+            .taken
+            .as_ref()
+            .and_then(|plan| plan.operations.get(index))
+            .ok_or(Error::NothingToPublish {
+                operation: "a versioned write before its versions were taken",
+            })?;
+        let version = op
+            .dependencies
+            .endpoint
+            .as_ref()
+            .map_or(0, |dep| dep.version);
+        version_stamp(self.rt.config.generation, version).ok_or_else(|| Error::Definition {
+            model: op.endpoint.clone(),
+            problem: format!(
+                "version {version} of generation {} does not fit a record version (2^48 operations per endpoint and generation); bump the generation",
+                self.rt.config.generation
+            ),
+        })
+    }
+
+    /// The message, with each write's published attributes (`None` for a destroy).
+    pub fn message(&self, attributes: Produced) -> Result<Message> {
+        let plan = self.taken.as_ref().ok_or(Error::NothingToPublish {
+            operation: "a message before its versions were taken",
+        })?;
+        if attributes.len() != plan.operations.len() {
+            return Err(Error::Definition {
+                model: plan.models.join(", "),
+                problem: format!(
+                    "{} attribute sets were given for {} writes",
+                    attributes.len(),
+                    plan.operations.len()
+                ),
+            });
+        }
+        let config = &self.rt.config;
+        Ok(message(
+            &config.app,
+            config.generation,
+            &config.host,
+            &self.id,
+            plan.operations_with(attributes),
+        ))
+    }
+
+    /// Publishes `message` and settles: releases the locks and forgets the
+    /// intent (and the outbox entry). When the broker refuses it, a
+    /// publication in an outbox is left to the relay (its entry is unclaimed);
+    /// any other is left to recovery, which publishes it from the intent.
+    pub async fn publish(mut self, message: &Message) -> Result<()> {
+        let rt = self.rt.clone();
+        let endpoints = self
+            .taken
+            .as_ref()
+            .map(|plan| plan.endpoints.clone())
+            .unwrap_or_default();
+        match rt.send(&endpoints, message).await {
+            Ok(()) => {
+                for op in &message.operations {
+                    scope::record(&op.endpoint, &op.id);
+                }
+                self.settle(true).await;
+                Ok(())
+            }
+            Err(error) if self.kind == IntentKind::Outbox => {
+                if let Some(outbox) = rt.outbox() {
+                    if let Err(e) = outbox.unclaim(std::slice::from_ref(&self.id)).await {
+                        rt.report(&Error::from(e));
+                    }
+                }
+                // The entry is the durable copy now: the relay publishes it.
+                self.settle(false).await;
+                Err(error)
+            }
+            Err(error) => {
+                self.leave();
+                Err(error)
+            }
+        }
+    }
+
+    /// Publishes a noop for the versions taken (the write failed, or its
+    /// transaction rolled back) and settles.
+    pub async fn publish_noop(mut self) {
+        let Some(plan) = self.taken.as_ref() else {
+            self.release().await;
+            return;
+        };
+        let config = &self.rt.config;
+        let noop = message(
+            &config.app,
+            config.generation,
+            &config.host,
+            &self.id,
+            plan.noops(),
+        );
+        let endpoints = plan.endpoints.clone();
+        match self.rt.send(&endpoints, &noop).await {
+            Ok(()) => self.settle(true).await,
+            Err(error) => {
+                // Recovery fences the write and publishes the noop.
+                self.rt.report(&error);
+                self.leave();
+            }
+        }
+    }
+
+    /// Releases the locks of a publication that took no versions.
+    pub async fn release(mut self) {
+        self.settled = true;
+        self.locks.release().await;
+    }
+
+    /// Settles the publication now as recovery would (a write failed half
+    /// way, or its fate is unknown): what landed is published, what did not
+    /// becomes a noop; then the locks are released. When that fails too, the
+    /// publication is left to the recovery worker.
+    pub async fn resolve_now(mut self) {
+        let rt = self.rt.clone();
+        if self.taken.is_none() {
+            self.release().await;
+            return;
+        }
+        match recovery::resolve(&rt, &self.id).await {
+            Ok(_) => {
+                self.settled = true;
+                self.locks.release().await;
+            }
+            Err(error) => {
+                rt.report(&error);
+                self.leave();
+            }
+        }
+    }
+
+    /// Stops here and leaves the publication to recovery: its locks expire,
+    /// and a recovery worker finishes it from its intent.
+    pub fn leave(mut self) {
+        self.settled = true;
+        self.locks.abandon();
+    }
+
+    async fn settle(&mut self, sent: bool) {
+        self.settled = true;
+        self.locks.release().await;
+        if self.locks.lost() && sent {
+            tracing::warn!(publication = %self.id, "a lock of this publication expired while it ran; recovery may have published it too (subscribers recognise the copy)");
+        }
+        let outbox = self.kind == IntentKind::Outbox && sent;
+        self.rt
+            .sweeper
+            .settled(&self.rt, std::mem::take(&mut self.id), outbox);
+    }
+}
+
+impl Drop for Publication {
+    fn drop(&mut self) {
+        if self.settled {
+            return;
+        }
+        if self.taken.is_some() {
+            // Stopped after its versions were taken: recovery settles it.
+            self.locks.abandon();
+        } else {
+            self.locks.release_later();
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! Applying the operations of a ready message to the storage.
+
+use super::handler::AfterCommit;
+use super::stats::Counters;
+use super::synchronizer::Gates;
+use super::worker::State;
+use super::Applied;
+use crate::error::Result;
+use crate::wire::{Message, Operation, OperationKind};
+
+/// Applies the operations of a ready message, except those already applied
+/// (a message some of whose counters were passed, by another copy or by an
+/// operator's skip); returns the `after_commit` callbacks to run.
+///
+/// With a storage that has transactions, the operations and the versions they
+/// bring are committed together, and versions recorded in the database count
+/// as applied: a message redelivered after a crash between the commit and the
+/// clock's advance is recognised there and not applied twice; two processes
+/// applying the same counters take turns on their rows.
+pub(crate) async fn apply(
+    state: &State,
+    message: &Message,
+    ops: &[&Operation],
+    gates: &Gates,
+    values: &[u64],
+) -> Result<Vec<AfterCommit>> {
+    let rt = &state.rt;
+    let handlers: Vec<_> = ops
+        .iter()
+        .map(|op| match op.operation {
+            OperationKind::Noop => None,
+            _ => rt.router.route(op),
+        })
+        .collect();
+    let stores = handlers
+        .iter()
+        .flatten()
+        .any(|handler| !handler.definition().is_observer());
+    let transaction = match rt.storage.as_deref() {
+        Some(storage) if stores => storage.begin().await?,
+        _ => None,
+    };
+    let merged;
+    let values = match &transaction {
+        Some(tx) => {
+            let keys: Vec<String> = gates.writes.iter().map(|g| g.key.clone()).collect();
+            let recorded = tx.applied_versions(&keys).await?;
+            let mut replayed = false;
+            merged = values
+                .iter()
+                .zip(recorded.into_iter().chain(std::iter::repeat(0)))
+                .map(|(&value, recorded)| {
+                    replayed |= recorded > value;
+                    value.max(recorded)
+                })
+                .collect::<Vec<u64>>();
+            if replayed {
+                Counters::bump(&state.counters.duplicates);
+                tracing::info!(app = %message.app, "operations already committed in the database (a replay after a crash) are not applied again");
+            }
+            &merged[..]
+        }
+        None => values,
+    };
+    let storage = match &transaction {
+        Some(tx) => Some(tx.storage()),
+        None => rt.storage.as_deref(),
+    };
+    let mut after_commit = Vec::new();
+    for (index, (op, handler)) in ops.iter().zip(handlers).enumerate() {
+        if op.operation == OperationKind::Noop || gates.already_applied(index, values) {
+            Counters::bump(&state.counters.skipped);
+            continue;
+        }
+        let Some(handler) = handler else {
+            tracing::debug!(endpoint = %op.endpoint, types = ?op.types, "no subscribed model for this type; skipped");
+            Counters::bump(&state.counters.skipped);
+            continue;
+        };
+        let outcome = handler.apply(storage, message, op).await?;
+        let counter = match outcome.applied {
+            Applied::Nothing => &state.counters.skipped,
+            Applied::Stale => &state.counters.duplicates,
+            _ => &state.counters.applied,
+        };
+        Counters::bump(counter);
+        after_commit.extend(outcome.after_commit);
+    }
+    if let Some(tx) = transaction {
+        tx.record_applied(&gates.targets()).await?;
+        tx.commit().await?;
+    }
+    Ok(after_commit)
+}
