@@ -24,6 +24,7 @@
 //! ```
 
 pub mod backend;
+pub mod backoff;
 pub mod config;
 pub mod dependency;
 pub mod error;
