@@ -304,7 +304,7 @@ async fn a_failed_transaction_publishes_a_noop_for_all_its_writes() {
     .unwrap();
     let err = tx.commit().await.unwrap_err();
     assert!(
-        err.to_string().contains("no Post with id 9 to update"),
+        promiscuous::core::error::chain(&err).contains("no Post with id 9 to update"),
         "{err}"
     );
     let message = null.published()[0].message().unwrap();
