@@ -16,6 +16,7 @@ use futures::StreamExt;
 use lapin::options::ConfirmSelectOptions;
 use lapin::types::{LongString, ShortString};
 use lapin::{Channel, Connection, ConnectionProperties, Event};
+use promiscuous_core::error::chain;
 use promiscuous_core::{backoff, BackendError};
 use tokio::runtime::Handle;
 use tokio::sync::watch;
@@ -495,7 +496,7 @@ async fn reconnect(shared: &Weak<Shared>) -> Option<Arc<Session>> {
             }
             Err(e) => {
                 pause = pauses.next().unwrap_or(MAX_RECONNECT_PAUSE);
-                tracing::warn!(url = %options.url, attempt, error = %e, retry_in = ?pause, "reconnecting to RabbitMQ failed");
+                tracing::warn!(url = %options.url, attempt, error = %chain(&e), retry_in = ?pause, "reconnecting to RabbitMQ failed");
             }
         }
     }
