@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
 use futures::StreamExt;
+use promiscuous_core::error::chain;
 use promiscuous_core::{backoff, BackendError};
 use redis::aio::PubSub;
 use tokio::sync::futures::Notified;
@@ -228,7 +229,7 @@ impl Task {
                             let pause = pauses.next().unwrap_or(MAX_BACKOFF);
                             tracing::warn!(
                                 url = %self.target,
-                                error = %e,
+                                error = %chain(&e),
                                 retry_in = ?pause,
                                 "redis clock: cannot resubscribe to wake-ups"
                             );
