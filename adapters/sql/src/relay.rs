@@ -108,7 +108,7 @@ impl Relay {
                     Err(error @ CoreError::Wire(_)) => {
                         // A row that can never be published must not block the others.
                         shared.promiscuous.report(&error);
-                        tracing::error!(app, outbox_row = row.id, error = %error, "outbox row is not a valid message; left in place for an operator");
+                        tracing::error!(app, outbox_row = row.id, error = %promiscuous_core::error::chain(&error), "outbox row is not a valid message; left in place for an operator");
                         pass.failed += 1;
                     }
                     Err(e) => {
