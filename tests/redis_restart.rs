@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use counters::{assert_caught_up, increment, states, CounterCopy, ReplicatedCounter};
+use promiscuous::core::error::chain;
 use promiscuous::core::testkit::unique;
 use promiscuous::memory::MemoryStorage;
 use promiscuous::{Filter, Promiscuous, Storage};
@@ -104,7 +105,7 @@ async fn a_redis_restart_stops_safely_and_a_generation_bump_with_a_sync_catches_
             Ok(()) => panic!("a publisher whose clock lost its state must not publish"),
         }
     };
-    assert!(refused.to_string().contains("generation"), "{refused}");
+    assert!(chain(&refused).contains("generation"), "{refused}");
     assert!(
         !publisher.healthy(),
         "a publisher whose clock lost its state is unhealthy"

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
+use url::Url;
 
 use crate::error::BackendError;
 use crate::traits::{Broker, Clock, Lock};
@@ -36,10 +37,25 @@ pub struct BackendFactory {
 inventory::collect!(BackendFactory);
 
 /// The scheme of a URL (`amqp` in `amqp://host`), if it has one.
+///
+/// The URL must have an authority (`scheme://…`): `localhost:5672` has none.
+/// A URL whose scheme is valid but whose rest does not parse (a bad port, a
+/// password with unescaped `#` or `/`) still has a scheme, so the backend
+/// that owns it can say what is wrong.
 pub fn scheme_of(url: &str) -> Option<&str> {
-    url.split_once("://")
-        .map(|(scheme, _)| scheme)
-        .filter(|s| !s.is_empty())
+    let scheme_len = match Url::parse(url) {
+        Ok(parsed) if parsed.has_authority() => parsed.scheme().len(),
+        Ok(_) => return None,
+        Err(_) => {
+            let (scheme, _) = url.split_once("://")?;
+            Url::parse(&format!("{scheme}://")).ok()?.scheme().len()
+        }
+    };
+    // The parser lowercases the scheme and trims leading spaces: return the
+    // scheme as written, or nothing when the URL does not start with it.
+    let scheme = url.get(..scheme_len)?;
+    let written = url.get(scheme_len..)?.starts_with("://");
+    (written && !scheme.is_empty()).then_some(scheme)
 }
 
 /// The factory registered for `url`'s scheme (`amqps` falls back to `amqp`,
@@ -66,19 +82,38 @@ pub fn known_schemes() -> Vec<&'static str> {
 }
 
 /// A URL with its password replaced by `***`, for logs and errors.
+///
+/// A URL without a password is returned as it is. A URL that does not parse
+/// (a password with an unescaped `#`, `/` or `?`, a bad port) or that has an
+/// `@` after its host (the password may have run on) is redacted from the
+/// `:` after the user name to the last `@`, so no part of a password is shown.
 pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
+    if let Ok(mut parsed) = Url::parse(url) {
+        let runs_on = parsed.path().contains('@')
+            || parsed.query().is_some_and(|q| q.contains('@'))
+            || parsed.fragment().is_some_and(|f| f.contains('@'));
+        if !runs_on {
+            if parsed.password().is_none() {
+                return url.to_owned();
+            }
+            if parsed.set_password(Some("***")).is_ok() {
+                return parsed.into();
+            }
+        }
+    }
+    redact_to_last_at(url)
+}
+
+/// `scheme://user:***@rest`: everything between the user name's `:` and the
+/// last `@` hidden; `url` itself when it has no `user:…@`.
+fn redact_to_last_at(url: &str) -> String {
+    let Some((before, host)) = url.rsplit_once('@') else {
         return url.to_owned();
     };
-    let (authority, path) = match rest.find('/') {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{scheme}://{user}:***@{host}{path}"),
-            None => url.to_owned(),
-        },
+    let start = before.find("://").map_or(0, |i| i + 3);
+    let (scheme, userinfo) = before.split_at(start);
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}{user}:***@{host}"),
         None => url.to_owned(),
     }
 }
@@ -97,5 +132,66 @@ mod tests {
         assert_eq!(redact_url("memory://bus"), "memory://bus");
         assert_eq!(scheme_of("amqp://x"), Some("amqp"));
         assert_eq!(scheme_of("nothing"), None);
+    }
+
+    #[test]
+    fn schemes() {
+        assert_eq!(scheme_of("amqp://"), Some("amqp"));
+        assert_eq!(scheme_of("null://"), Some("null"));
+        assert_eq!(scheme_of("AMQP://h"), Some("AMQP"));
+        assert_eq!(scheme_of("redis://:pw@[::1]:6379/0"), Some("redis"));
+        // The rest does not parse, the scheme does.
+        assert_eq!(scheme_of("amqp://u:pa#ss@h/"), Some("amqp"));
+        assert_eq!(scheme_of("amqp://h:99999"), Some("amqp"));
+        assert_eq!(scheme_of("localhost"), None);
+        assert_eq!(scheme_of("localhost:5672"), None);
+        assert_eq!(scheme_of("://h"), None);
+        assert_eq!(scheme_of("1x://h"), None);
+        assert_eq!(scheme_of(" amqp://h"), None);
+        assert_eq!(scheme_of(""), None);
+    }
+
+    #[test]
+    fn redacts_special_passwords() {
+        // Escaped special characters stay escaped in the redacted URL.
+        assert_eq!(
+            redact_url("amqp://u:p%40s%3Ass@h/%2f"),
+            "amqp://u:***@h/%2f"
+        );
+        // An unescaped `@` in the password: the last `@` ends it.
+        assert_eq!(redact_url("amqp://u:p@ss@h/v"), "amqp://u:***@h/v");
+        // No user name.
+        assert_eq!(
+            redact_url("redis://:secret@h:6379/0"),
+            "redis://:***@h:6379/0"
+        );
+        // IPv6 hosts.
+        assert_eq!(
+            redact_url("amqp://guest:secret@[::1]:5672/%2f"),
+            "amqp://guest:***@[::1]:5672/%2f"
+        );
+        assert_eq!(redact_url("amqp://[::1]:5672"), "amqp://[::1]:5672");
+        // No password, or an empty one.
+        assert_eq!(redact_url("amqp://guest@h/"), "amqp://guest@h/");
+        assert_eq!(redact_url("amqp://guest:@h/"), "amqp://guest:@h/");
+        // `@` in the query of a URL without a password.
+        assert_eq!(redact_url("redis://h/?prefix=a@b"), "redis://h/?prefix=a@b");
+    }
+
+    #[test]
+    fn unparsable_urls_never_show_a_password() {
+        for (url, redacted) in [
+            ("amqp://u:pa#ss@h/", "amqp://u:***@h/"),
+            ("amqp://u:pa/ss@h/vh", "amqp://u:***@h/vh"),
+            ("amqp://u:pa?ss@h:5672", "amqp://u:***@h:5672"),
+            ("amqp://u:12/34@h", "amqp://u:***@h"),
+            ("amqp://u:p@ss/w@h", "amqp://u:***@h"),
+            ("amqp://u:secret@h:99999/", "amqp://u:***@h:99999/"),
+            ("u:secret@h", "u:***@h"),
+        ] {
+            assert_eq!(redact_url(url), redacted, "{url}");
+        }
+        assert_eq!(redact_url("nothing"), "nothing");
+        assert_eq!(redact_url("amqp://h:99999"), "amqp://h:99999");
     }
 }

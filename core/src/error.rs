@@ -22,8 +22,13 @@ pub enum Retry {
 ///
 /// It names the backend, the call that failed and the target (URL, queue, key),
 /// and says whether a retry may help, so the retry logic never matches strings.
+///
+/// Its `Display` is the context: `{backend} {operation} failed on {target}`,
+/// then `: {message}` when the message is not empty. The underlying error is
+/// not repeated there: it is [`source`](std::error::Error::source), and
+/// [`chain`] shows both.
 #[derive(Debug, thiserror::Error)]
-#[error("{backend} {operation} failed on {target}: {message}")]
+#[error("{backend} {operation} failed on {target}{}", colon_then(message))]
 pub struct BackendError {
     /// Name of the backend, e.g. `memory`, `amqp`, `redis`, `sea-orm`.
     pub backend: &'static str,
@@ -31,7 +36,8 @@ pub struct BackendError {
     pub operation: &'static str,
     /// What the call was aimed at: a URL (without password), a queue, a key, a model.
     pub target: String,
-    /// What went wrong, in words.
+    /// What went wrong, in words, without the text of the source (may be
+    /// empty when the source says it all).
     pub message: String,
     /// Whether retrying may help.
     pub retry: Retry,
@@ -41,6 +47,15 @@ pub struct BackendError {
     /// The underlying error, when there is one.
     #[source]
     pub source: Option<BoxError>,
+}
+
+/// `: text`, or nothing for an empty text.
+fn colon_then(text: &str) -> String {
+    if text.is_empty() {
+        String::new()
+    } else {
+        format!(": {text}")
+    }
 }
 
 impl BackendError {
@@ -95,6 +110,10 @@ impl BackendError {
 /// Every error the core can report. The variants mirror the kinds users know
 /// from the Ruby gem (Connection, Publisher, Subscriber, Recover,
 /// LockUnavailable) and add the ones a typed API needs.
+///
+/// A variant's `Display` says what was being done; the error that caused it
+/// is its [`source`](std::error::Error::source), not repeated in the message.
+/// Show an error with [`chain`] to see both.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -115,13 +134,16 @@ pub enum Error {
         problem: String,
     },
     /// A connection to a backend was lost or could not be made.
-    #[error("connection error: {0}")]
-    Connection(#[source] BackendError),
+    ///
+    /// Shown as the backend error it holds (which names the backend, the call
+    /// and the URL); its source is that error's source.
+    #[error(transparent)]
+    Connection(BackendError),
     /// A backend call failed.
     #[error(transparent)]
     Backend(#[from] BackendError),
     /// Publishing an operation failed; the operation did not reach the broker.
-    #[error("failed to publish {operation} of {model} id {id}: {source}")]
+    #[error("failed to publish {operation} of {model} id {id}")]
     Publisher {
         /// The published model.
         model: String,
@@ -135,7 +157,7 @@ pub enum Error {
     },
     /// The database write of a published model failed; nothing was published
     /// but a `noop` that lets subscribers move on.
-    #[error("the database write of {model} id {id} failed: {source}")]
+    #[error("the database write of {model} id {id} failed")]
     Write {
         /// The model.
         model: String,
@@ -166,7 +188,7 @@ pub enum Error {
         waited: Duration,
     },
     /// Processing a received message failed.
-    #[error("failed to process {operation} of {model} id {id} from {endpoint}: {source}")]
+    #[error("failed to process {operation} of {model} id {id} from {endpoint}")]
     Subscriber {
         /// The subscriber model (or the received type when none matched).
         model: String,
@@ -200,7 +222,7 @@ pub enum Error {
         endpoint: String,
     },
     /// A stored record could not be converted to or from the model.
-    #[error("cannot convert {model} {direction}: {source}")]
+    #[error("cannot convert {model} {direction}")]
     Conversion {
         /// The model.
         model: String,
@@ -366,19 +388,34 @@ impl Error {
     }
 }
 
-/// The messages of `error` and of each of its sources, joined with `: `:
-/// the whole story, for logs and dead-letter reasons.
+/// The messages of `error` and of each of its sources, joined with `": "`:
+/// how to show an error to a person (logs, reports, test failures).
+///
+/// An error's `Display` gives its context only and its source gives the
+/// cause, so `error.to_string()` alone leaves the cause out. Empty messages
+/// are skipped, and so is a source's message that the text so far already
+/// ends with (an error of another crate that prints its source itself).
+///
+/// ```
+/// use promiscuous_core::error::{chain, BackendError};
+///
+/// let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+/// let error = BackendError::new("amqp", "connect", "amqp://h", "cannot connect").with_source(io);
+/// assert_eq!(error.to_string(), "amqp connect failed on amqp://h: cannot connect");
+/// assert_eq!(chain(&error), "amqp connect failed on amqp://h: cannot connect: refused");
+/// ```
 pub fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let message = cause.to_string();
-        // A source whose text its parent already shows is not repeated.
-        if !text.ends_with(&message) {
-            text.push_str(": ");
+    let mut text = String::new();
+    let mut next = Some(error);
+    while let Some(error) = next {
+        let message = error.to_string();
+        if !message.is_empty() && !text.ends_with(&message) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
             text.push_str(&message);
         }
-        source = cause.source();
+        next = error.source();
     }
     text
 }
@@ -428,5 +465,106 @@ impl fmt::Display for ErrorKind {
             ErrorKind::Shutdown => "shutdown",
         };
         f.write_str(name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn io(text: &str) -> std::io::Error {
+        std::io::Error::other(text.to_owned())
+    }
+
+    #[test]
+    fn backend_errors_show_their_source_once() {
+        let bare = BackendError::new("redis", "tick", "redis://h/", "");
+        assert_eq!(bare.to_string(), "redis tick failed on redis://h/");
+        let error = BackendError::new("redis", "tick", "redis://h/", "").with_source(io("refused"));
+        assert_eq!(error.to_string(), "redis tick failed on redis://h/");
+        assert_eq!(chain(&error), "redis tick failed on redis://h/: refused");
+        let error = BackendError::new(
+            "amqp",
+            "publish",
+            "amqp://h",
+            "the message could not be sent",
+        )
+        .with_source(io("channel closed"));
+        assert_eq!(
+            chain(&error),
+            "amqp publish failed on amqp://h: the message could not be sent: channel closed"
+        );
+    }
+
+    #[test]
+    fn wrapping_errors_keep_the_cause_in_the_source() {
+        let backend = BackendError::new("amqp", "publish", "amqp://h", "not confirmed")
+            .with_source(io("lost"));
+        let error = Error::Publisher {
+            model: "User".into(),
+            id: "1".into(),
+            operation: "create",
+            source: Box::new(Error::Backend(backend)),
+        };
+        assert_eq!(error.to_string(), "failed to publish create of User id 1");
+        assert_eq!(
+            chain(&error),
+            "failed to publish create of User id 1: amqp publish failed on amqp://h: not confirmed: lost"
+        );
+
+        let error = Error::Connection(
+            BackendError::new("redis", "connect", "redis://h/", "down").with_source(io("refused")),
+        );
+        assert_eq!(
+            error.to_string(),
+            "redis connect failed on redis://h/: down"
+        );
+        assert_eq!(
+            chain(&error),
+            "redis connect failed on redis://h/: down: refused"
+        );
+
+        let error = Error::Write {
+            model: "User".into(),
+            id: "1".into(),
+            source: io("disk full").into(),
+        };
+        assert_eq!(
+            chain(&error),
+            "the database write of User id 1 failed: disk full"
+        );
+    }
+
+    #[test]
+    fn chain_shows_once_a_source_its_error_prints() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("outer: {source}")]
+        struct Loud {
+            source: std::io::Error,
+        }
+        let error = Loud {
+            source: io("inner"),
+        };
+        assert_eq!(chain(&error), "outer: inner");
+
+        let error = Error::Subscriber {
+            model: "User".into(),
+            id: "1".into(),
+            operation: "update",
+            endpoint: "app/user".into(),
+            source: "no such column".into(),
+        };
+        assert_eq!(
+            chain(&error),
+            "failed to process update of User id 1 from app/user: no such column"
+        );
+    }
+
+    #[test]
+    fn chain_skips_empty_messages() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("")]
+        struct Silent(#[source] std::io::Error);
+        assert_eq!(chain(&Silent(io("inner"))), "inner");
     }
 }

@@ -26,6 +26,7 @@
 pub mod backend;
 pub mod backoff;
 pub mod config;
+pub mod dead_letter;
 pub mod dependency;
 pub mod error;
 pub mod layers;

@@ -189,15 +189,17 @@ impl Runtime {
         if error.is_state_lost() {
             self.faulted.store(true, Ordering::SeqCst);
         }
+        // The whole chain: each error's message holds its context, its source the cause.
+        let shown = crate::error::chain(error);
         match error.kind() {
             crate::ErrorKind::Recover if matches!(error, Error::PublicationRecovered { .. }) => {
-                tracing::info!(app = %self.config.app, kind = %error.kind(), error = %error, "promiscuous recovered a publication")
+                tracing::info!(app = %self.config.app, kind = %error.kind(), error = %shown, "promiscuous recovered a publication")
             }
             crate::ErrorKind::Recover => {
-                tracing::warn!(app = %self.config.app, kind = %error.kind(), error = %error, "promiscuous recovered")
+                tracing::warn!(app = %self.config.app, kind = %error.kind(), error = %shown, "promiscuous waits or recovered")
             }
             kind => {
-                tracing::error!(app = %self.config.app, kind = %kind, error = %error, "promiscuous error")
+                tracing::error!(app = %self.config.app, kind = %kind, error = %shown, "promiscuous error")
             }
         }
         if let Some(notifier) = &self.config.error_notifier {

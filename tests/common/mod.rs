@@ -5,6 +5,7 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use promiscuous::core::error::chain;
 use promiscuous::core::testkit::{eventually, unique, PATIENCE};
 use promiscuous::memory::{InProcessBroker, MemoryClock, MemoryLock, MemoryStorage};
 use promiscuous::{ConfigBuilder, Error, Promiscuous, Worker};
@@ -55,7 +56,7 @@ impl Apps {
                 .error_notifier(move |e: &Error| {
                     seen.lock()
                         .unwrap_or_else(PoisonError::into_inner)
-                        .push(e.to_string())
+                        .push(chain(e))
                 }),
         )
         .build()
@@ -80,7 +81,7 @@ impl Apps {
             .expect("the worker starts")
     }
 
-    /// The errors reported to the subscriber's notifier so far.
+    /// The errors reported to the subscriber's notifier so far, each with its chain of sources.
     pub fn errors(&self) -> Vec<String> {
         self.errors
             .lock()

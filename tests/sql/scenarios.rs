@@ -41,7 +41,7 @@ impl Reported {
         move |e: &Error| {
             seen.lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .push(e.to_string())
+                .push(promiscuous::core::error::chain(e))
         }
     }
 }

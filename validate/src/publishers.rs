@@ -4,6 +4,7 @@
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
+use promiscuous_core::error::chain;
 use promiscuous_core::model::{AttributeSource, PublisherDef, PublisherRegistration};
 use promiscuous_core::Error;
 use serde_json::Value;
@@ -260,7 +261,7 @@ fn check_sample(def: &'static PublisherDef, problems: &mut Vec<Problem>, report:
         Ok(Some(Err(error))) => {
             problems.push(Problem::ModelFails {
                 model,
-                reason: error.to_string(),
+                reason: chain(&error),
             });
             return;
         }

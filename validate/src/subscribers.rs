@@ -1,5 +1,6 @@
 //! `validate::subscribers`: every subscribed model, subclass and attribute is published.
 
+use promiscuous_core::error::chain;
 use promiscuous_core::model::{
     subscriber_registrations, PublisherDef, Subscribe, SubscriberDef, SubscriberRegistration,
 };
@@ -67,7 +68,7 @@ impl Subscribers {
             Ok(router) => Some(router),
             Err(error) => {
                 problems.push(Problem::Unroutable {
-                    reason: error.to_string(),
+                    reason: chain(&error),
                 });
                 None
             }

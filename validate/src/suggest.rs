@@ -1,33 +1,10 @@
 //! "Did you mean …?": the closest name by edit distance.
 
-/// Edit distance between `a` and `b`, ignoring ASCII case: Levenshtein
-/// (insertions, deletions, substitutions) plus swaps of adjacent characters,
-/// so `emial` is 1 away from `email`.
+/// Edit distance between `a` and `b`, ignoring ASCII case: the optimal
+/// string alignment distance (insertions, deletions, substitutions and swaps
+/// of adjacent characters), so `emial` is 1 away from `email`.
 pub(crate) fn distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().map(|c| c.to_ascii_lowercase()).collect();
-    let b: Vec<char> = b.chars().map(|c| c.to_ascii_lowercase()).collect();
-    let width = b.len() + 1;
-    // d[i][j]: distance between a[..i] and b[..j].
-    let mut d = vec![0usize; (a.len() + 1) * width];
-    for (i, row) in d.chunks_mut(width).enumerate() {
-        row[0] = i;
-    }
-    for (j, cell) in d.iter_mut().take(width).enumerate() {
-        *cell = j;
-    }
-    for i in 1..=a.len() {
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (d[(i - 1) * width + j] + 1)
-                .min(d[i * width + j - 1] + 1)
-                .min(d[(i - 1) * width + j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                best = best.min(d[(i - 2) * width + j - 2] + 1);
-            }
-            d[i * width + j] = best;
-        }
-    }
-    d[a.len() * width + b.len()]
+    strsim::osa_distance(&a.to_ascii_lowercase(), &b.to_ascii_lowercase())
 }
 
 /// The candidate closest to `target` (the first of equally close ones).

@@ -4,11 +4,15 @@ use promiscuous_core::{BackendError, Error as CoreError};
 use sea_orm::DbErr;
 
 /// Errors of the SQL adapter; each names what it was doing and on what.
+///
+/// The database's error is the [`source`](std::error::Error::source) of
+/// [`SqlError::Database`], not repeated in its message: show errors with
+/// [`promiscuous_core::error::chain`].
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SqlError {
     /// The database refused or failed a statement.
-    #[error("{operation} on {target} failed: {source}")]
+    #[error("{operation} on {target} failed")]
     Database {
         /// What was being done (`insert`, `update`, `begin`, `commit`...).
         operation: &'static str,
@@ -149,8 +153,8 @@ impl From<SqlError> for BackendError {
             | SqlError::Definition { model, .. } => ("check", model.clone()),
             SqlError::Promiscuous(_) => ("publish", String::new()),
         };
-        let backend =
-            BackendError::new("sea-orm", operation, target, error.to_string()).with_source(error);
+        // The adapter's error is the source: its text is not repeated in the message.
+        let backend = BackendError::new("sea-orm", operation, target, "").with_source(error);
         if temporary {
             backend.temporary()
         } else {
@@ -170,3 +174,31 @@ impl From<SqlError> for CoreError {
 
 /// Results of the SQL adapter.
 pub type Result<T, E = SqlError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use promiscuous_core::error::chain;
+
+    #[test]
+    fn the_database_error_is_shown_once() {
+        let error = SqlError::database("insert", "users", DbErr::Custom("disk full".into()));
+        assert_eq!(error.to_string(), "insert on users failed");
+        assert_eq!(
+            chain(&error),
+            "insert on users failed: Custom Error: disk full"
+        );
+        let backend = BackendError::from(error);
+        assert_eq!(
+            chain(&backend),
+            "sea-orm insert failed on users: insert on users failed: Custom Error: disk full"
+        );
+        let core = CoreError::from(SqlError::UnknownColumn {
+            model: "User".into(),
+            table: "users".into(),
+            column: "age".into(),
+        });
+        let shown = chain(&core);
+        assert_eq!(shown.matches("has no column `age`").count(), 1, "{shown}");
+    }
+}

@@ -3,6 +3,7 @@
 //! column and the value; what is stored reads back with its JSON type.
 
 use async_trait::async_trait;
+use promiscuous_core::error::chain;
 use promiscuous_core::model::{Callbacks, Subscribe, SubscribedAttribute, SubscriberDef};
 use promiscuous_core::traits::{Filter, Record, Storage};
 use promiscuous_sql::testkit::{Engine, TestDatabase};
@@ -88,7 +89,7 @@ async fn storage_on(engine: Engine) -> (TestDatabase, SqlStorage) {
 async fn refused(storage: &SqlStorage, value: Value) -> String {
     match storage.insert("Person", &record(value.clone())).await {
         Ok(()) => panic!("inserting {value} must fail"),
-        Err(e) => e.to_string(),
+        Err(e) => chain(&e),
     }
 }
 
@@ -140,15 +141,15 @@ async fn values_that_do_not_fit_are_named(engine: Engine) {
     let error = storage
         .find("Nobody", &Filter::default(), 1)
         .await
-        .expect_err("an unregistered model is refused")
-        .to_string();
+        .expect_err("an unregistered model is refused");
+    let error = chain(&error);
     assert_names(&error, &["Nobody", "SqlStorage::entity", "Person"]);
 
     let error = storage
         .find("Person", &Filter::eq("missing", json!(1)), 1)
         .await
-        .expect_err("a filter on an unknown column is refused")
-        .to_string();
+        .expect_err("a filter on an unknown column is refused");
+    let error = chain(&error);
     assert_names(&error, &["Person", "missing"]);
 
     assert!(
@@ -305,7 +306,7 @@ async fn other_types_read_back_as_written(engine: Engine) {
                 .find("Thing", &filter, 1)
                 .await
                 .map(|r| r.len())
-                .map_err(|e| e.to_string()),
+                .map_err(|e| chain(&e)),
             Ok(1),
             "{engine:?}: find where {filter}"
         );
@@ -323,8 +324,8 @@ async fn missing_applied_table_says_to_migrate(engine: Engine) {
     let error = tx
         .applied_versions(&["some-counter".to_owned()])
         .await
-        .expect_err("the table is missing")
-        .to_string();
+        .expect_err("the table is missing");
+    let error = chain(&error);
     assert_names(&error, &["promiscuous_applied", "promiscuous_sql::migrate"]);
 }
 

@@ -16,7 +16,8 @@ use futures::StreamExt;
 use lapin::options::ConfirmSelectOptions;
 use lapin::types::{LongString, ShortString};
 use lapin::{Channel, Connection, ConnectionProperties, Event};
-use promiscuous_core::BackendError;
+use promiscuous_core::error::chain;
+use promiscuous_core::{backoff, BackendError};
 use tokio::runtime::Handle;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -463,10 +464,12 @@ fn status_name(status: &lapin::ConnectionStatus) -> &'static str {
     }
 }
 
-/// Reconnects with backoff (2 s, doubling up to 30 s) until it succeeds
-/// (the new session is published) or the broker is closed or dropped (`None`).
+/// Reconnects with backoff (2 s, doubling up to 30 s: [`backoff::exponential`])
+/// until it succeeds (the new session is published) or the broker is closed
+/// or dropped (`None`).
 async fn reconnect(shared: &Weak<Shared>) -> Option<Arc<Session>> {
-    let mut pause = FIRST_RECONNECT_PAUSE;
+    let mut pauses = backoff::exponential(FIRST_RECONNECT_PAUSE, MAX_RECONNECT_PAUSE);
+    let mut pause = pauses.next().unwrap_or(MAX_RECONNECT_PAUSE);
     let mut attempt: u32 = 0;
     loop {
         let (options, mut link) = {
@@ -492,8 +495,8 @@ async fn reconnect(shared: &Weak<Shared>) -> Option<Arc<Session>> {
                 return None;
             }
             Err(e) => {
-                pause = (pause * 2).min(MAX_RECONNECT_PAUSE);
-                tracing::warn!(url = %options.url, attempt, error = %e, retry_in = ?pause, "reconnecting to RabbitMQ failed");
+                pause = pauses.next().unwrap_or(MAX_RECONNECT_PAUSE);
+                tracing::warn!(url = %options.url, attempt, error = %chain(&e), retry_in = ?pause, "reconnecting to RabbitMQ failed");
             }
         }
     }

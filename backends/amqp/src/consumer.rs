@@ -15,6 +15,7 @@ use futures::StreamExt;
 use lapin::options::{BasicConsumeOptions, BasicQosOptions};
 use lapin::types::{FieldTable, ShortString};
 use lapin::Channel;
+use promiscuous_core::error::chain;
 use promiscuous_core::traits::{Consumer, Delivery};
 use promiscuous_core::BackendError;
 use tokio::task::JoinHandle;
@@ -195,7 +196,7 @@ impl AmqpConsumer {
             Some(e) => error::from_lapin("consume", queue, context, e).temporary(),
             None => error::temporary("consume", queue, context),
         };
-        tracing::warn!(queue, error = %error, "consumer interrupted");
+        tracing::warn!(queue, error = %chain(&error), "consumer interrupted");
         Some(Err(error))
     }
 }

@@ -26,7 +26,8 @@ pub(crate) fn is_not_found(error: &lapin::Error) -> bool {
 
 /// A [`BackendError`] for a failed lapin call: permanent for refusals that a
 /// retry cannot cure, temporary for everything else (connection and channel
-/// losses, timeouts).
+/// losses, timeouts). `context` is the message; the lapin error is the
+/// source, not repeated in the message.
 pub(crate) fn from_lapin(
     operation: &'static str,
     target: &str,
@@ -34,8 +35,7 @@ pub(crate) fn from_lapin(
     error: lapin::Error,
 ) -> BackendError {
     let permanent = reply_code(&error).is_some_and(|code| PERMANENT_CODES.contains(&code));
-    let backend_error =
-        BackendError::new(BACKEND, operation, target, format!("{context}: {error}"));
+    let backend_error = BackendError::new(BACKEND, operation, target, context);
     let backend_error = if permanent {
         backend_error
     } else {

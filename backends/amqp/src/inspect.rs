@@ -6,6 +6,7 @@ use lapin::options::{
 };
 use lapin::types::FieldTable;
 use lapin::Channel;
+use promiscuous_core::dead_letter::DeadLetter;
 use promiscuous_core::BackendError;
 
 use crate::connection::{bounded, deadline_in, Session, Unavailable};
@@ -16,20 +17,6 @@ use crate::AmqpBroker;
 
 /// At most this many dead letters are read by one call.
 const MAX_DEAD_LETTERS: usize = 100_000;
-
-/// A message parked in `<queue>.error` by `Disposition::DeadLetter`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeadLetter {
-    /// The endpoint the message was published to.
-    pub endpoint: String,
-    /// The message body.
-    pub payload: Vec<u8>,
-    /// The reason given to the dead-letter nack.
-    pub reason: String,
-    /// How many times the message was delivered, the last one included (1 when
-    /// it was dead-lettered on its first delivery).
-    pub attempts: u32,
-}
 
 impl AmqpBroker {
     /// A usable session for a helper, waiting for a reconnection up to the publish timeout.
@@ -221,5 +208,20 @@ impl AmqpBroker {
         }
         let _ = bounded(channel.close(200, "OK".into())).await;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn dead_letters_are_the_shared_core_type() {
+        let letter = crate::DeadLetter {
+            endpoint: "app/user".into(),
+            payload: b"{}".to_vec(),
+            reason: "malformed".into(),
+            attempts: 1,
+        };
+        let shared: promiscuous_core::dead_letter::DeadLetter = letter.clone();
+        assert_eq!(shared, letter);
     }
 }

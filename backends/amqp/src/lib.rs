@@ -165,10 +165,10 @@ mod topology;
 
 pub use broker::AmqpBroker;
 pub use headers::{HEADER_ATTEMPT, HEADER_ATTEMPTS, HEADER_ENDPOINT, HEADER_REASON};
-pub use inspect::DeadLetter;
 pub use options::{
     AmqpBrokerBuilder, DEFAULT_EXCHANGE, DEFAULT_HEARTBEAT_SECS, DEFAULT_PUBLISH_TIMEOUT,
 };
+pub use promiscuous_core::dead_letter::DeadLetter;
 
 /// Builds an [`AmqpBroker`] for the backend registry.
 fn amqp_broker(url: &str) -> BoxFuture<'static, Result<Arc<dyn Broker>, BackendError>> {

@@ -19,6 +19,7 @@ use std::time::Duration;
 use lapin::uri::AMQPUri;
 use promiscuous_core::backend::redact_url;
 use promiscuous_core::BackendError;
+use url::{form_urlencoded, Host, Url};
 
 use crate::error::BACKEND;
 use crate::AmqpBroker;
@@ -68,35 +69,40 @@ struct SplitUrl {
 }
 
 /// Removes our query parameters from `url` and adds the default heartbeat.
+///
+/// Parameter names and our values are percent-decoded (form-urlencoded); the
+/// parameters kept for lapin are passed on as written. The fragment is dropped.
 fn split_url(url: &str) -> Result<SplitUrl, String> {
-    let url = url.split_once('#').map_or(url, |(before, _)| before);
-    let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    let mut parsed = Url::parse(url).map_err(|e| e.to_string())?;
     let mut kept = Vec::new();
     let mut exchange = None;
     let mut publish_timeout = None;
     let mut has_heartbeat = false;
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        match key {
-            "exchange" => exchange = Some(value.to_owned()),
+    for pair in parsed.query().unwrap_or("").split('&') {
+        let Some((key, value)) = form_urlencoded::parse(pair.as_bytes()).next() else {
+            continue;
+        };
+        match key.as_ref() {
+            "exchange" => exchange = Some(value.into_owned()),
             "publish_timeout_ms" => {
                 let ms: u64 = value.parse().map_err(|_| {
                     format!("publish_timeout_ms={value:?} is not a number of milliseconds")
                 })?;
                 publish_timeout = Some(Duration::from_millis(ms));
             }
-            _ => {
+            key => {
                 has_heartbeat |= key == "heartbeat";
-                kept.push(pair);
+                kept.push(pair.to_owned());
             }
         }
     }
-    let heartbeat = format!("heartbeat={DEFAULT_HEARTBEAT_SECS}");
     if !has_heartbeat {
-        kept.push(&heartbeat);
+        kept.push(format!("heartbeat={DEFAULT_HEARTBEAT_SECS}"));
     }
+    parsed.set_fragment(None);
+    parsed.set_query(Some(&kept.join("&")));
     Ok(SplitUrl {
-        lapin_url: format!("{base}?{}", kept.join("&")),
+        lapin_url: parsed.into(),
         exchange,
         publish_timeout,
     })
@@ -105,16 +111,13 @@ fn split_url(url: &str) -> Result<SplitUrl, String> {
 /// The host of `url` when it is an IP literal (`127.0.0.1`, `[::1]`).
 ///
 /// amq-protocol-uri takes the host from `Url::domain()`, which is `None` for
-/// IP addresses, and then falls back to `localhost`; we put the address back.
+/// IPv6 addresses, and then falls back to `localhost`; we put the address back.
 fn ip_host(url: &str) -> Option<String> {
-    let rest = url.split_once("://")?.1;
-    let authority = rest.split(['/', '?', '#']).next()?;
-    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let host = match host_port.strip_prefix('[') {
-        Some(v6) => v6.split_once(']')?.0,
-        None => host_port.split(':').next()?,
-    };
-    host.parse::<IpAddr>().ok().map(|ip| ip.to_string())
+    match Url::parse(url).ok()?.host()? {
+        Host::Ipv4(ip) => Some(ip.to_string()),
+        Host::Ipv6(ip) => Some(ip.to_string()),
+        Host::Domain(name) => name.parse::<IpAddr>().ok().map(|ip| ip.to_string()),
+    }
 }
 
 /// Checks an exchange name: AMQP allows letters, digits, `-`, `_`, `.`, `:`.
@@ -311,8 +314,41 @@ mod tests {
     }
 
     #[test]
+    fn special_passwords_ipv6_hosts_and_encoded_values() {
+        let options = Options::parse(
+            "amqp://user:p%40ss%2Fw%23rd@[::1]:5672/%2f?exchange=ev%2Ents#ignored",
+            None,
+            None,
+            None,
+        )
+        .unwrap();
+        assert_eq!(options.uri.authority.userinfo.username, "user");
+        assert_eq!(options.uri.authority.userinfo.password, "p@ss/w#rd");
+        assert_eq!(options.uri.authority.host, "::1");
+        assert_eq!(options.uri.authority.port, 5672);
+        assert_eq!(options.exchange, "ev.nts");
+        assert_eq!(
+            options.url,
+            "amqp://user:***@[::1]:5672/%2f?exchange=ev%2Ents#ignored"
+        );
+        assert!(!format!("{options:?}").contains("p%40ss"));
+
+        // No password: lapin's default one, nothing to hide.
+        let options = Options::parse("amqp://guest@127.0.0.1/%2f", None, None, None).unwrap();
+        assert_eq!(options.uri.authority.userinfo.username, "guest");
+        assert_eq!(options.uri.authority.host, "127.0.0.1");
+        assert_eq!(options.url, "amqp://guest@127.0.0.1/%2f");
+
+        let split = split_url("amqp://h/?x=a%26b&heartbeat=5").unwrap();
+        assert_eq!(split.lapin_url, "amqp://h/?x=a%26b&heartbeat=5");
+    }
+
+    #[test]
     fn bad_urls_are_permanent_errors_without_the_password() {
         for url in [
+            "amqp://u:se#cret@h/",
+            "amqp://u:se/cret@h/",
+            "amqp://u:secret@h:99999/",
             "http://u:secret@h/",
             "amqp://u:secret@h/?exchange=",
             "amqp://u:secret@h/?exchange=a%20b",
@@ -321,7 +357,7 @@ mod tests {
             let err = Options::parse(url, None, None, None).unwrap_err();
             assert!(!err.is_temporary(), "{url}: {err}");
             let text = err.to_string();
-            assert!(!text.contains("secret"), "{text}");
+            assert!(!text.contains("secret") && !text.contains("cret"), "{text}");
             assert!(text.contains("u:***@h"), "{text}");
         }
     }

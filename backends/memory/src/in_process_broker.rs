@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use promiscuous_core::dead_letter::DeadLetter;
 use promiscuous_core::traits::{
     Acknowledge, Broker, BrokerCapabilities, Consumer, Delivery, Disposition, Subscription,
 };
@@ -15,20 +16,6 @@ use promiscuous_core::BackendError;
 use tokio::sync::Notify;
 
 const NAME: &str = "in-process";
-
-/// A message parked in `<queue>.error` by [`Disposition::DeadLetter`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeadLetter {
-    /// The endpoint the message was published to.
-    pub endpoint: String,
-    /// The message body.
-    pub payload: Vec<u8>,
-    /// The reason given to the dead-letter nack.
-    pub reason: String,
-    /// How many times the message was delivered, the last one included (1 when
-    /// it was dead-lettered on its first delivery).
-    pub attempts: u32,
-}
 
 /// A broker living in the process.
 ///
@@ -486,6 +473,37 @@ mod tests {
         assert_eq!(broker.dead_letters("q.error"), expected);
         assert!(broker.dead_letters("other").is_empty());
         assert_eq!((broker.queue_len("q"), broker.unacked("q")), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn dead_letters_are_the_shared_core_type() {
+        let broker = InProcessBroker::new();
+        let mut consumer = broker
+            .subscribe(&subscription("q", &["app/*"], 1))
+            .await
+            .unwrap();
+        broker.publish("app/user", b"{}").await.unwrap();
+        broker.publish("app/user", b"[]").await.unwrap();
+        for reason in ["first", "second"] {
+            let delivery = consumer.next().await.unwrap().unwrap();
+            delivery
+                .nack(Disposition::DeadLetter {
+                    reason: reason.into(),
+                })
+                .await
+                .unwrap();
+        }
+        let letters: Vec<promiscuous_core::dead_letter::DeadLetter> = broker.dead_letters("q");
+        let letter = |payload: &[u8], reason: &str| crate::DeadLetter {
+            endpoint: "app/user".into(),
+            payload: payload.to_vec(),
+            reason: reason.into(),
+            attempts: 1,
+        };
+        assert_eq!(
+            letters,
+            vec![letter(b"{}", "first"), letter(b"[]", "second")]
+        );
     }
 
     #[tokio::test]

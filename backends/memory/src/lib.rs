@@ -68,9 +68,10 @@ mod null_broker;
 mod storage;
 
 pub use clock::MemoryClock;
-pub use in_process_broker::{DeadLetter, InProcessBroker};
+pub use in_process_broker::InProcessBroker;
 pub use lock::MemoryLock;
 pub use null_broker::{NullBroker, PublishedMessage};
+pub use promiscuous_core::dead_letter::DeadLetter;
 pub use storage::MemoryStorage;
 
 /// What a factory returns: a ready future, as building in memory never waits.

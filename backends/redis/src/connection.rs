@@ -147,14 +147,15 @@ impl Connection {
 
 /// Maps a `redis` error: temporary when retrying may help (I/O, dropped or
 /// refused connections, timeouts, a server loading or busy, a cluster
-/// reconfiguring), permanent otherwise.
+/// reconfiguring), permanent otherwise. The `redis` error is the source, not
+/// repeated in the message (empty until [`WithMessagePrefix`] adds context).
 pub(crate) fn redis_error(
     operation: &'static str,
     target: &str,
     error: RedisError,
 ) -> BackendError {
     let temporary = is_temporary(&error);
-    let backend = BackendError::new(BACKEND, operation, target, error.to_string());
+    let backend = BackendError::new(BACKEND, operation, target, "");
     let backend = if temporary {
         backend.temporary()
     } else {
@@ -188,14 +189,19 @@ pub(crate) fn is_temporary(error: &RedisError) -> bool {
     }
 }
 
-/// Puts `prefix: ` before the message of an error.
+/// Puts `prefix: ` before the message of an error (`prefix` alone for an
+/// empty message).
 trait WithMessagePrefix {
     fn with_message_prefix(self, prefix: &str) -> Self;
 }
 
 impl WithMessagePrefix for BackendError {
     fn with_message_prefix(mut self, prefix: &str) -> Self {
-        self.message = format!("{prefix}: {}", self.message);
+        self.message = if self.message.is_empty() {
+            prefix.to_owned()
+        } else {
+            format!("{prefix}: {}", self.message)
+        };
         self
     }
 }
@@ -261,6 +267,21 @@ mod tests {
             ("redis", "tick", "redis://h/")
         );
         assert!(std::error::Error::source(&mapped).is_some());
+        // The redis error is the source, shown once in the chain.
+        assert_eq!(mapped.to_string(), "redis tick failed on redis://h/");
+        let prefixed = mapped.with_message_prefix("cannot connect to Redis");
+        assert_eq!(
+            prefixed.to_string(),
+            "redis tick failed on redis://h/: cannot connect to Redis"
+        );
+        let cause = std::error::Error::source(&prefixed).unwrap();
+        assert_eq!(
+            promiscuous_core::error::chain(&prefixed),
+            format!(
+                "redis tick failed on redis://h/: cannot connect to Redis: {}",
+                promiscuous_core::error::chain(cause)
+            )
+        );
         assert!(!redis_error("tick", "redis://h/", wrongtype).is_temporary());
     }
 

@@ -11,6 +11,8 @@
 /// The prefix of every key when the URL has no `prefix` parameter.
 pub const DEFAULT_PREFIX: &str = "promiscuous:";
 
+use url::{form_urlencoded, Url};
+
 /// The query parameter that sets the key prefix.
 const PREFIX_PARAM: &str = "prefix";
 
@@ -24,76 +26,49 @@ pub(crate) struct Options {
 }
 
 /// Takes our parameters out of `url`; the error says what is wrong, in words.
+///
+/// The other query parameters are passed on as they are written.
 pub(crate) fn parse(url: &str) -> Result<Options, String> {
-    let (before_fragment, fragment) = match url.find('#') {
-        Some(i) => url.split_at(i),
-        None => (url, ""),
-    };
-    let (base, query) = match before_fragment.split_once('?') {
-        Some((base, query)) => (base, Some(query)),
-        None => (before_fragment, None),
-    };
+    let mut parsed = Url::parse(url).map_err(|e| format!("invalid Redis URL: {e}"))?;
     let mut prefix = None;
     let mut kept = Vec::new();
-    for pair in query.into_iter().flat_map(|q| q.split('&')) {
-        if pair.is_empty() {
+    for pair in parsed.query().unwrap_or("").split('&') {
+        let Some((name, value)) = form_urlencoded::parse(pair.as_bytes()).next() else {
+            continue;
+        };
+        if name != PREFIX_PARAM {
+            kept.push(pair);
             continue;
         }
-        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        if decode(name).as_deref() == Ok(PREFIX_PARAM) {
-            if prefix.is_some() {
-                return Err(format!(
-                    "the `{PREFIX_PARAM}` query parameter is given more than once"
-                ));
-            }
-            let value = decode(value).map_err(|_| {
-                format!("the `{PREFIX_PARAM}` query parameter is not valid UTF-8 once decoded")
-            })?;
-            prefix = Some(value);
-        } else {
-            kept.push(pair);
+        if prefix.is_some() {
+            return Err(format!(
+                "the `{PREFIX_PARAM}` query parameter is given more than once"
+            ));
         }
+        if replaced_invalid_utf8(pair, &value) {
+            return Err(format!(
+                "the `{PREFIX_PARAM}` query parameter is not valid UTF-8 once decoded"
+            ));
+        }
+        prefix = Some(value.into_owned());
     }
-    let mut redis_url = base.to_owned();
-    if !kept.is_empty() {
-        redis_url.push('?');
-        redis_url.push_str(&kept.join("&"));
+    if prefix.is_some() {
+        let query = (!kept.is_empty()).then(|| kept.join("&"));
+        parsed.set_query(query.as_deref());
     }
-    redis_url.push_str(fragment);
     Ok(Options {
-        redis_url,
+        redis_url: parsed.into(),
         prefix: prefix.unwrap_or_else(|| DEFAULT_PREFIX.to_owned()),
     })
 }
 
-/// Decodes a query-string component (`%XX` escapes, `+` for a space), as
-/// `application/x-www-form-urlencoded` does; a `%` not followed by two hex
-/// digits is kept as it is.
-fn decode(component: &str) -> Result<String, std::string::FromUtf8Error> {
-    let bytes = component.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = bytes
-                    .get(i + 1..i + 3)
-                    .and_then(|h| std::str::from_utf8(h).ok())
-                    .and_then(|h| u8::from_str_radix(h, 16).ok());
-                match hex {
-                    Some(byte) => {
-                        out.push(byte);
-                        i += 2;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            byte => out.push(byte),
-        }
-        i += 1;
-    }
-    String::from_utf8(out)
+/// Whether decoding `raw` replaced bytes that are not UTF-8 with U+FFFD
+/// (form-urlencoded decoding is lossy): `decoded` then holds more U+FFFD than
+/// `raw` spells out (`%EF%BF%BD`).
+fn replaced_invalid_utf8(raw: &str, decoded: &str) -> bool {
+    let spelled = raw.to_ascii_uppercase().matches("%EF%BF%BD").count()
+        + raw.matches(char::REPLACEMENT_CHARACTER).count();
+    decoded.matches(char::REPLACEMENT_CHARACTER).count() > spelled
 }
 
 #[cfg(test)]
@@ -151,5 +126,45 @@ mod tests {
         assert!(parse("redis://host/?prefix=%FF")
             .unwrap_err()
             .contains("UTF-8"));
+        assert!(parse("redis://host:99999/")
+            .unwrap_err()
+            .contains("invalid port"));
+    }
+
+    #[test]
+    fn prefixes_are_percent_decoded() {
+        // The name may be encoded too; an encoded U+FFFD is kept.
+        assert_eq!(
+            parsed("redis://host/?pre%66ix=%E2%9C%93%2F%25&db=1"),
+            ("redis://host/?db=1".into(), "\u{2713}/%".into())
+        );
+        assert_eq!(
+            parsed("redis://host/?prefix=%EF%BF%BD"),
+            ("redis://host/".into(), "\u{FFFD}".into())
+        );
+        // Unencoded characters that are not allowed in a URL are encoded by
+        // the parser, then decoded.
+        assert_eq!(
+            parsed("redis://host/?prefix=a b"),
+            ("redis://host/".into(), "a b".into())
+        );
+    }
+
+    #[test]
+    fn passwords_and_hosts_pass_through() {
+        assert_eq!(
+            parsed("redis://user:p%40ss%3Aw%2Frd@[::1]:6380/3?prefix=x:"),
+            (
+                "redis://user:p%40ss%3Aw%2Frd@[::1]:6380/3".into(),
+                "x:".into()
+            )
+        );
+        assert_eq!(
+            parsed("redis://:only-password@127.0.0.1/?protocol=resp3&prefix=y"),
+            (
+                "redis://:only-password@127.0.0.1/?protocol=resp3".into(),
+                "y".into()
+            )
+        );
     }
 }

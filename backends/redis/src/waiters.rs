@@ -17,7 +17,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
 use futures::StreamExt;
-use promiscuous_core::BackendError;
+use promiscuous_core::error::chain;
+use promiscuous_core::{backoff, BackendError};
 use redis::aio::PubSub;
 use tokio::sync::futures::Notified;
 use tokio::sync::{oneshot, Notify};
@@ -25,7 +26,8 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::connection::{redis_error, CONNECT_TIMEOUT};
 
-/// The first pause before reconnecting the pub/sub connection.
+/// The first pause before reconnecting the pub/sub connection; it doubles
+/// after each failed attempt ([`backoff::exponential`]).
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 /// The longest pause between two reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -200,7 +202,7 @@ enum Ended {
 impl Task {
     async fn run(self, first: PubSub, mut stopped: oneshot::Receiver<()>) {
         let mut pubsub = Some(first);
-        let mut backoff = FIRST_BACKOFF;
+        let mut pauses = backoff::exponential(FIRST_BACKOFF, MAX_BACKOFF);
         loop {
             let current = match pubsub.take() {
                 Some(current) => current,
@@ -216,7 +218,7 @@ impl Task {
                                 channel = %self.channel,
                                 "redis clock: pub/sub reconnected; waking every waiter to re-read"
                             );
-                            backoff = FIRST_BACKOFF;
+                            pauses = backoff::exponential(FIRST_BACKOFF, MAX_BACKOFF);
                             match self.waiters.upgrade() {
                                 Some(waiters) => waiters.wake_all(),
                                 None => return,
@@ -224,17 +226,17 @@ impl Task {
                             current
                         }
                         Err(e) => {
+                            let pause = pauses.next().unwrap_or(MAX_BACKOFF);
                             tracing::warn!(
                                 url = %self.target,
-                                error = %e,
-                                retry_in = ?backoff,
+                                error = %chain(&e),
+                                retry_in = ?pause,
                                 "redis clock: cannot resubscribe to wake-ups"
                             );
                             tokio::select! {
                                 _ = &mut stopped => return,
-                                () = tokio::time::sleep(backoff) => {}
+                                () = tokio::time::sleep(pause) => {}
                             }
-                            backoff = (backoff * 2).min(MAX_BACKOFF);
                             continue;
                         }
                     }

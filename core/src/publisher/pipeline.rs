@@ -154,7 +154,7 @@ pub(crate) async fn publish_or_leave(publication: Publication, message: &crate::
         .collect::<Vec<_>>()
         .join(", ");
     if let Err(error) = publication.publish(message).await {
-        tracing::warn!(app = %rt.config.app, operations = %described, error = %error, "written but not published yet; recovery publishes it");
+        tracing::warn!(app = %rt.config.app, operations = %described, error = %crate::error::chain(&error), "written but not published yet; recovery publishes it");
         rt.report(&error);
     }
 }

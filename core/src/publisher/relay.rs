@@ -123,7 +123,7 @@ impl Relay {
                         // An entry that can never be published must not block the others.
                         let error = Error::Wire(error);
                         self.rt.report(&error);
-                        tracing::error!(app = %app, outbox_entry = %entry.id, error = %error, "outbox entry is not a valid message; left in place for an operator");
+                        tracing::error!(app = %app, outbox_entry = %entry.id, error = %crate::error::chain(&error), "outbox entry is not a valid message; left in place for an operator");
                         pass.failed += 1;
                         continue;
                     }

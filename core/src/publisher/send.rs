@@ -38,7 +38,7 @@ impl Runtime {
                         if Instant::now() + pause >= deadline {
                             return Err(e.into());
                         }
-                        tracing::warn!(endpoint = %endpoint, error = %e, "publish failed, retrying");
+                        tracing::warn!(endpoint = %endpoint, error = %crate::error::chain(&e), "publish failed, retrying");
                         tokio::time::sleep(pause).await;
                     }
                     Err(e) => return Err(e.into()),

@@ -242,7 +242,7 @@ async fn handle(state: Arc<State>, delivery: Delivery) {
             let error = Error::Wire(e);
             state.rt.report(&error);
             Counters::bump(&state.counters.dead_lettered);
-            let reason = error.to_string();
+            let reason = crate::error::chain(&error);
             settle(&state, delivery, Some(Disposition::DeadLetter { reason })).await;
             return;
         }

@@ -68,13 +68,16 @@ impl PublishingTransaction {
             Some(id) => format!("{model} {id}"),
             None => model.to_owned(),
         };
-        let error = SqlError::database(operation, target, source);
         self.publisher.promiscuous().report(&CoreError::Write {
             model: model.to_owned(),
             id: id.map(ToString::to_string).unwrap_or_default(),
-            source: error.to_string().into(),
+            source: Box::new(SqlError::database(
+                operation,
+                target.clone(),
+                source.clone(),
+            )),
         });
-        error
+        SqlError::database(operation, target, source)
     }
 
     /// Stages a write of `model` (read back from the database) and locks its record.
@@ -232,7 +235,7 @@ impl PublishingTransaction {
             return Err(SqlError::database("commit", "transaction", e));
         }
         if let Err(e) = staged.publish(&prepared).await {
-            tracing::warn!(publication = %prepared.publication(), error = %e, "committed but not published; the outbox relay publishes it");
+            tracing::warn!(publication = %prepared.publication(), error = %promiscuous_core::error::chain(&e), "committed but not published; the outbox relay publishes it");
         }
         Ok(())
     }
