@@ -405,28 +405,70 @@ async fn a_duplicate_delivery_is_acknowledged_and_not_applied_again() {
 }
 
 #[tokio::test]
-async fn a_missing_operation_is_skipped_after_the_recovery_timeout_and_reported() {
+async fn a_missing_operation_is_waited_for_with_alerts_and_applied_when_it_arrives() {
     let recorder = Recorder::new(1 << 20).await;
     run(&recorder, &[(1, Some(1)), (1, Some(2)), (1, Some(3))]).await;
     let messages = recorder.messages();
     let apps = Apps::new(&fresh("unused"), |b| {
         b.subscriber::<models::replica::Counter>()
-            .recovery_timeout(Duration::from_millis(300))
+            .recovery_timeout(Duration::from_millis(200))
     })
     .await;
     let mut worker = apps.worker().await;
     deliver(&apps, &messages, [0, 2]);
+    applied(&worker, 1).await;
+    let alerted = eventually(PATIENCE, || async {
+        apps.errors().iter().filter(|e| e.contains("waiting for a missing operation")).count() >= 2
+    })
+    .await;
+    let errors = apps.errors();
+    assert!(alerted, "alerts repeat every recovery_timeout while it waits: {errors:?}");
+    assert!(
+        errors.iter().any(|e| e.contains("crowdtap/counter#") && e.contains("needs 2")),
+        "the alert names the counter and the version needed: {errors:?}"
+    );
+    let stats = worker.stats();
+    assert_eq!((stats.applied, stats.recovered, stats.waiting), (1, 0, 1), "{stats:?}");
+    // The late message arrives: applied in its place, nothing lost.
+    deliver(&apps, &messages, [1]);
+    applied(&worker, 3).await;
+    assert_eq!(observed(&recorder.app)[&1], vec!["1", "2", "3"]);
+    assert_eq!(worker.stats().recovered, 0);
+    worker.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_missing_operation_is_skipped_only_by_an_operator_and_reported() {
+    let recorder = Recorder::new(1 << 20).await;
+    run(&recorder, &[(1, Some(1)), (1, Some(2)), (1, Some(3))]).await;
+    let messages = recorder.messages();
+    let apps = Apps::new(&fresh("unused"), |b| {
+        b.subscriber::<models::replica::Counter>()
+            .recovery_timeout(Duration::from_millis(100))
+    })
+    .await;
+    let mut worker = apps.worker().await;
+    deliver(&apps, &messages, [0, 2]);
+    applied(&worker, 1).await;
+    assert!(
+        eventually(PATIENCE, || async { !worker.stalls(Duration::from_millis(100)).is_empty() })
+            .await,
+        "the stuck counter is listed"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(worker.stats().applied, 1, "nothing is skipped by itself");
+    let stall = worker.stalls(Duration::ZERO).remove(0);
+    assert!(stall.key.contains("crowdtap/counter#"), "{stall:?}");
+    assert_eq!((stall.applied, stall.needed), (1, 2), "{stall:?}");
+    let skipped = worker.skip_missing(&stall.key, stall.needed).await.unwrap();
+    assert_eq!(skipped, 1);
     applied(&worker, 2).await;
     assert_eq!(worker.stats().recovered, 1);
     assert_eq!(observed(&recorder.app)[&1], vec!["1", "3"]);
     let errors = apps.errors();
     assert!(
-        errors
-            .iter()
-            .any(|e| e.contains("recovered from a missing operation")
-                && e.contains("crowdtap/counter#")
-                && e.contains("needed 2")),
-        "the Recover error names the counter and versions: {errors:?}"
+        errors.iter().any(|e| e.contains("skipped missing operations") && e.contains("raised to 2")),
+        "the skip is reported: {errors:?}"
     );
     // The lost message arriving late is recognised as already passed.
     deliver(&apps, &messages, [1]);
@@ -573,16 +615,24 @@ async fn waiting_messages_that_fill_the_prefetch_window_step_aside_instead_of_de
 }
 
 #[tokio::test]
-async fn many_missing_predecessors_with_a_full_window_still_recover_within_the_timeout() {
-    // A subscriber joining a running publisher: the first operation of every
-    // record it sees misses its predecessor, and they fill the window.
+async fn a_joining_subscriber_that_opts_in_skips_the_history_it_never_received() {
+    // A subscriber joining a running publisher without an initial sync: the
+    // first operation of every record it sees misses its predecessor, and
+    // they fill the window. With skip_missing_after, each record's missing
+    // history is skipped once, and reported.
     let recorder = Recorder::new(1 << 20).await;
     let program: Vec<(i64, Option<i64>)> = (1..=6)
         .flat_map(|id| [(id, Some(1)), (id, Some(2))])
         .collect();
     run(&recorder, &program).await;
     let messages = recorder.messages();
-    let apps = narrow_window(2, Duration::from_millis(300)).await;
+    let apps = Apps::new(&fresh("unused"), |b| {
+        b.subscriber::<models::replica::Counter>()
+            .prefetch(2)
+            .runners(1)
+            .skip_missing_after(Duration::from_millis(300))
+    })
+    .await;
     let mut worker = apps.worker().await;
     deliver(&apps, &messages, (1..messages.len()).step_by(2));
     let recovered = eventually(Duration::from_secs(10), || async {
@@ -596,18 +646,24 @@ async fn many_missing_predecessors_with_a_full_window_still_recover_within_the_t
     );
     assert_eq!(worker.stats().recovered, 6);
     assert_eq!(replica_state(&apps), (1..=6).map(|id| (id, 2)).collect());
+    let reported = apps
+        .errors()
+        .iter()
+        .filter(|e| e.contains("skipped missing operations"))
+        .count();
+    assert_eq!(reported, 6, "each skip is reported");
     worker.shutdown().await;
 }
 
 #[tokio::test]
-async fn recovery_skips_only_the_missing_operation_when_records_share_a_counter() {
+async fn a_skip_passes_only_the_missing_operation_when_records_share_a_counter() {
     let recorder = Recorder::new(1).await;
     let program: Vec<(i64, Option<i64>)> = (1..=5).map(|id| (id, Some(id * 10))).collect();
     run(&recorder, &program).await;
     let messages = recorder.messages();
     let apps = Apps::new(&fresh("unused"), |b| {
         b.subscriber::<models::replica::Counter>()
-            .recovery_timeout(Duration::from_millis(300))
+            .skip_missing_after(Duration::from_millis(300))
     })
     .await;
     let mut worker = apps.worker().await;

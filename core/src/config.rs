@@ -101,8 +101,16 @@ pub struct Config {
     pub lock_ttl: Duration,
     /// How long a publisher waits for a busy lock. Default: 10 s.
     pub lock_timeout: Duration,
-    /// How long the worker waits for a missing operation before skipping it. Default: 10 s.
+    /// How long the worker waits for a missing operation before alerting
+    /// ([`Error::Stalled`], then again every `recovery_timeout`). It keeps
+    /// waiting. Default: 10 s.
     pub recovery_timeout: Duration,
+    /// Skip a missing operation after waiting this long, reporting each skip
+    /// ([`Error::Recover`]); `None` (the default) never skips by itself: only
+    /// an operator does ([`Promiscuous::skip_missing`]). For a subscriber that
+    /// joins a running publisher without an initial sync, whose first
+    /// messages miss history it never received.
+    pub skip_missing_after: Option<Duration>,
     /// Attempts at processing a message before it is dead-lettered. Default: 10.
     pub max_attempts: u32,
     /// Delay before the first retry; doubled at each attempt, at most 5 min. Default: 1 s.
@@ -134,6 +142,7 @@ impl fmt::Debug for Config {
             .field("lock_ttl", &self.lock_ttl)
             .field("lock_timeout", &self.lock_timeout)
             .field("recovery_timeout", &self.recovery_timeout)
+            .field("skip_missing_after", &self.skip_missing_after)
             .field("max_attempts", &self.max_attempts)
             .field("retry_backoff", &self.retry_backoff)
             .field("shutdown_timeout", &self.shutdown_timeout)
@@ -167,6 +176,7 @@ pub struct ConfigBuilder {
     lock_ttl: Duration,
     lock_timeout: Duration,
     recovery_timeout: Duration,
+    skip_missing_after: Option<Duration>,
     max_attempts: u32,
     retry_backoff: Duration,
     shutdown_timeout: Duration,
@@ -207,6 +217,7 @@ impl Default for ConfigBuilder {
             lock_ttl: Duration::from_secs(10),
             lock_timeout: Duration::from_secs(10),
             recovery_timeout: Duration::from_secs(10),
+            skip_missing_after: None,
             max_attempts: 10,
             retry_backoff: Duration::from_secs(1),
             shutdown_timeout: Duration::from_secs(30),
@@ -350,9 +361,20 @@ impl ConfigBuilder {
         self
     }
 
-    /// How long the worker waits for a missing operation before skipping it.
+    /// How long the worker waits for a missing operation before alerting
+    /// (it keeps waiting, and alerts again every `timeout`).
     pub fn recovery_timeout(mut self, timeout: Duration) -> Self {
         self.recovery_timeout = timeout;
+        self
+    }
+
+    /// Skips a missing operation after waiting `after`, reporting each skip
+    /// as [`Error::Recover`]. Off by default: a subscriber never skips an
+    /// operation that may still arrive unless told to. Meant for a subscriber
+    /// joining a running publisher without an initial sync; what a skipped
+    /// operation carried is lost for it.
+    pub fn skip_missing_after(mut self, after: Duration) -> Self {
+        self.skip_missing_after = Some(after);
         self
     }
 
@@ -462,6 +484,9 @@ impl ConfigBuilder {
         positive("recovery_timeout", self.recovery_timeout)?;
         positive("retry_backoff", self.retry_backoff)?;
         positive("outbox_claim", self.outbox_claim)?;
+        if let Some(after) = self.skip_missing_after {
+            positive("skip_missing_after", after)?;
+        }
         if let Some(every) = self.recovery_interval {
             positive("recovery_interval", every)?;
         }
@@ -481,6 +506,7 @@ impl ConfigBuilder {
             lock_ttl: self.lock_ttl,
             lock_timeout: self.lock_timeout,
             recovery_timeout: self.recovery_timeout,
+            skip_missing_after: self.skip_missing_after,
             max_attempts: self.max_attempts,
             retry_backoff: self.retry_backoff,
             shutdown_timeout: self.shutdown_timeout,

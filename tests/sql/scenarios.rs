@@ -155,6 +155,8 @@ impl Pair {
             .no_subscribers()
             .lock_timeout(Duration::from_secs(2))
             .error_notifier(reported.notifier())
+            // Scenarios run the relay and recovery passes themselves.
+            .no_recovery_worker()
             .build()
             .await
             .expect("publisher configuration is valid");
@@ -550,14 +552,10 @@ pub async fn relay_publishes_leftovers(engine: Engine) {
         "both messages wait in the outbox"
     );
 
-    // Another publisher process on the same database and app relays them.
+    // Another publisher process on the same database and app relays them:
+    // the writer gave up its claims when the broker refused the messages,
+    // so the first pass takes them.
     let relay = pair.publisher.relay();
-    let early = relay.run_once().await.unwrap();
-    assert_eq!(
-        early.published, 0,
-        "rows still claimed by their writer are left alone"
-    );
-    tokio::time::sleep(Duration::from_millis(400)).await;
     let pass = relay.run_once().await.unwrap();
     assert_eq!(pass.published, 2, "{pass:?}");
     pair.assert_replica(&[copy_of(hal)]).await;

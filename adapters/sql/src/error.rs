@@ -126,9 +126,19 @@ pub(crate) fn is_temporary(error: &DbErr) -> bool {
     };
     match runtime {
         sea_orm::RuntimeErr::SqlxError(sqlx) => match sqlx.as_ref() {
-            sea_orm::sqlx::Error::Database(database) => database
-                .code()
-                .is_some_and(|code| CONFLICT_CODES.contains(&code.as_ref())),
+            sea_orm::sqlx::Error::Database(database) => {
+                // MySQL's SQLSTATE is often the generic HY000: its error
+                // number tells (1205 lock wait timeout, 1213 deadlock).
+                let mysql_number = database
+                    .try_downcast_ref::<sea_orm::sqlx::mysql::MySqlDatabaseError>()
+                    .map(|e| e.number().to_string());
+                database
+                    .code()
+                    .map(|code| code.into_owned())
+                    .into_iter()
+                    .chain(mysql_number)
+                    .any(|code| CONFLICT_CODES.contains(&code.as_str()))
+            }
             sea_orm::sqlx::Error::Io(_)
             | sea_orm::sqlx::Error::PoolTimedOut
             | sea_orm::sqlx::Error::PoolClosed => true,

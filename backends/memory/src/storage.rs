@@ -434,7 +434,7 @@ impl Storage for MemoryStorage {
                     for row in rows {
                         table.remove(key_field, row);
                     }
-                    return Ok((Versioned::Written, true));
+                    Versioned::Written
                 }
                 (VersionedWrite::Stamp, false) => Versioned::Written,
             };

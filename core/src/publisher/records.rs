@@ -367,10 +367,15 @@ impl Promiscuous {
             .flatten())
     }
 
+    /// `model`'s id and record, once `M` is known to be written through the storage.
+    fn keyed<M: Publish>(&self, model: &M) -> Result<(Value, Record)> {
+        self.publisher_storage::<M>()?;
+        Ok((Self::record_id(model)?, to_record(M::definition().model, model)?))
+    }
+
     /// Inserts `model` into the storage and publishes a create; returns it as read back.
     pub async fn create<M: Publish + DeserializeOwned>(&self, model: &M) -> Result<M> {
-        let id = Self::record_id(model)?;
-        let record = to_record(M::definition().model, model)?;
+        let (id, record) = self.keyed(model)?;
         typed(
             self.write_one::<M>(OperationKind::Create, id, StoreWrite::Insert(record))
                 .await?,
@@ -379,8 +384,7 @@ impl Promiscuous {
 
     /// Writes `model` over the stored record with its id and publishes an update.
     pub async fn update<M: Publish + DeserializeOwned>(&self, model: &M) -> Result<M> {
-        let id = Self::record_id(model)?;
-        let record = to_record(M::definition().model, model)?;
+        let (id, record) = self.keyed(model)?;
         typed(
             self.write_one::<M>(OperationKind::Update, id, StoreWrite::Update(record))
                 .await?,
@@ -389,7 +393,7 @@ impl Promiscuous {
 
     /// Deletes the stored record with `model`'s id and publishes a destroy.
     pub async fn destroy<M: Publish + DeserializeOwned>(&self, model: &M) -> Result<()> {
-        let id = Self::record_id(model)?;
+        let (id, _) = self.keyed(model)?;
         self.write_one::<M>(OperationKind::Destroy, id, StoreWrite::Delete)
             .await?;
         Ok(())

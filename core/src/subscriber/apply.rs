@@ -77,7 +77,8 @@ pub(crate) async fn apply(
             Counters::bump(&state.counters.skipped);
             continue;
         };
-        let outcome = handler.apply(storage, message, op).await?;
+        let ordered = rt.config.mode != crate::Mode::Unordered;
+        let outcome = handler.apply(storage, message, op, ordered).await?;
         let counter = match outcome.applied {
             Applied::Nothing => &state.counters.skipped,
             Applied::Stale => &state.counters.duplicates,

@@ -69,12 +69,16 @@ pub trait SubscriberHandler: Send + Sync + 'static {
     /// The model's definition.
     fn definition(&self) -> &'static SubscriberDef;
 
-    /// Applies `op` (from `message`) to the model, using `storage` unless it is an observer.
+    /// Applies `op` (from `message`) to the model, using `storage` unless it
+    /// is an observer; with `ordered`, writes are conditioned on the version
+    /// kept with the record when the storage can (not in `unordered` mode,
+    /// which applies as delivered).
     async fn apply(
         &self,
         storage: Option<&dyn Storage>,
         message: &Message,
         op: &Operation,
+        ordered: bool,
     ) -> Result<Outcome>;
 }
 
@@ -256,7 +260,16 @@ impl Writer<'_> {
             Writer::Plain(storage) => {
                 match write {
                     VersionedWrite::Insert(record) | VersionedWrite::Upsert(record) => {
-                        storage.upsert(model, &record).await?;
+                        let keyed_by_storage = filter
+                            .conditions()
+                            .iter()
+                            .all(|(field, _)| *field == storage.key_field(model));
+                        if keyed_by_storage {
+                            storage.upsert(model, &record).await?;
+                        } else if storage.update(model, filter, &record).await? == 0 {
+                            // Found by a foreign key: the record keeps its own key.
+                            storage.insert(model, &record).await?;
+                        }
                     }
                     VersionedWrite::Update(record) => {
                         storage.update(model, filter, &record).await?;
@@ -326,13 +339,18 @@ impl<M: Subscribe> TypedHandler<M> {
         storage: &dyn Storage,
         message: &Message,
         op: &Operation,
+        ordered: bool,
     ) -> Result<Outcome> {
         let def = M::definition();
         let storage_key = storage.key_field(def.model);
         let key_field = def.foreign_key().unwrap_or(&storage_key).to_owned();
         let filter = Filter::eq(key_field.as_str(), op.id.clone());
         let writer = match stamp(message, op) {
-            Some(stamp) if storage.capabilities().versioned_writes && key_field == storage_key => {
+            Some(stamp)
+                if ordered
+                    && storage.capabilities().versioned_writes
+                    && key_field == storage_key =>
+            {
                 Writer::Versioned { storage, stamp }
             }
             _ => Writer::Plain(storage),
@@ -449,13 +467,14 @@ impl<M: Subscribe> SubscriberHandler for TypedHandler<M> {
         storage: Option<&dyn Storage>,
         message: &Message,
         op: &Operation,
+        ordered: bool,
     ) -> Result<Outcome> {
         let def = M::definition();
         if def.is_observer() {
             return self.observe(message, op).await;
         }
         match storage {
-            Some(storage) => self.store(storage, message, op).await,
+            Some(storage) => self.store(storage, message, op, ordered).await,
             None => Err(Error::config(
                 "storage",
                 format!("{} is a stored subscriber but no storage is configured; call .storage(...) or make it an observer", def.model),

@@ -93,6 +93,12 @@ impl Stalls {
         (waited, due)
     }
 
+    /// The smallest value a message waiting on `key` needs it at.
+    pub fn needed(&self, key: &str) -> Option<u64> {
+        let stuck = self.stuck.lock().unwrap_or_else(PoisonError::into_inner);
+        stuck.get(key).map(|s| s.needed)
+    }
+
     /// Forgets counters that moved.
     pub fn moved<'a>(&self, keys: impl IntoIterator<Item = &'a str>) {
         let mut stuck = self.stuck.lock().unwrap_or_else(PoisonError::into_inner);

@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use tokio::sync::{watch, Notify};
 
-use super::recovery::{alert, Stalls};
+use super::recovery::{alert, skip, Stalls};
+use super::stats::Counters;
 use super::window::Window;
 use crate::config::Mode;
 use crate::dependency::weak_counter;
@@ -241,6 +242,7 @@ impl Synchronizer {
         endpoint: &str,
         mut stop: watch::Receiver<bool>,
         in_window: bool,
+        counters: &Counters,
     ) -> Result<Decision<'a>> {
         let keys = gates.keys();
         let every = rt.config.recovery_timeout;
@@ -259,6 +261,15 @@ impl Synchronizer {
             };
             drop(guard);
             let (waited, due) = self.stalls.waiting(&key, have, need, endpoint, every);
+            if rt.config.skip_missing_after.is_some_and(|after| waited >= after) {
+                // Skip only the operations that never arrived: up to the
+                // first one that did, not to what this message needs.
+                let first_arrived = self.stalls.needed(&key).unwrap_or(need);
+                let skipped = skip(rt, &key, first_arrived, waited).await?;
+                counters.add(&counters.recovered, skipped);
+                self.stalls.moved([key.as_str()]);
+                continue;
+            }
             if due {
                 alert(rt, &key, have, need, waited, endpoint);
             }
@@ -274,11 +285,14 @@ impl Synchronizer {
             if waiting.is_none() {
                 waiting = Some(self.window.wait());
             }
-            let until_alert = every
-                .saturating_sub(Duration::from_nanos(
-                    (waited.as_nanos() % every.as_nanos().max(1)) as u64,
-                ))
-                .max(Duration::from_millis(1));
+            let until_alert = every.saturating_sub(Duration::from_nanos(
+                (waited.as_nanos() % every.as_nanos().max(1)) as u64,
+            ));
+            let until_skip = rt
+                .config
+                .skip_missing_after
+                .map_or(until_alert, |after| after.saturating_sub(waited));
+            let until_alert = until_alert.min(until_skip).max(Duration::from_millis(1));
             tokio::select! {
                 _ = stop.wait_for(|stopped| *stopped) => return Ok(Decision::Stop),
                 _ = self.window.starved(), if in_window => return Ok(Decision::Defer),

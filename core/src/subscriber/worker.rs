@@ -312,7 +312,14 @@ async fn process(state: &State, message: &Message) -> Result<Processed> {
         .map_or("", |op| op.endpoint.as_str());
     let decision = state
         .sync
-        .admit(rt, &gates, endpoint, state.stop.clone(), state.in_window)
+        .admit(
+            rt,
+            &gates,
+            endpoint,
+            state.stop.clone(),
+            state.in_window,
+            &state.counters,
+        )
         .await?;
     let (values, guard) = match decision {
         Decision::Duplicate => {

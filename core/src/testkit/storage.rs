@@ -850,10 +850,12 @@ pub async fn outbox_entries_follow_their_transaction(fixture: &dyn StorageFixtur
         other => panic!("{name}: fencing an unknown publication stores the noop, not {other:?}"),
     }
     let Some(tx) = begin(storage).await else { return };
-    let late = tx.stage_message(&app, &fenced, b"{\"m\":3}", claim).await;
-    let late = match late {
+    let late = match tx.stage_message(&app, &fenced, b"{\"m\":3}", claim).await {
         Ok(()) => tx.commit().await,
-        Err(e) => Err(e),
+        Err(e) => {
+            drop(tx);
+            Err(e)
+        }
     };
     assert!(late.is_err(), "{name}: a fenced publication's transaction cannot store its entry");
     outbox.unclaim(std::slice::from_ref(&fenced)).await.expect("unclaim");
