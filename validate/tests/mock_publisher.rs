@@ -424,11 +424,10 @@ async fn a_failing_callback_fails_the_operation() {
     mocks.create(&member).await.unwrap();
     member.state = "exploded".into();
     let error = mocks.update(&member).await.unwrap_err();
+    let chain = promiscuous::core::error::chain(&error);
     assert!(
-        error
-            .to_string()
-            .contains("callback before_update failed: members do not explode"),
-        "{error}"
+        chain.contains("callback before_update failed: members do not explode"),
+        "{chain}"
     );
 }
 

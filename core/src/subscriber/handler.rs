@@ -241,47 +241,71 @@ enum Writer<'a> {
 }
 
 impl Writer<'_> {
-    /// Runs a write; `Stale` when a newer version is stored.
-    async fn write(
+    /// Stores a record that was not found; `Stale` when a newer version is
+    /// stored (versioned), `Created` otherwise.
+    async fn create(&self, model: &str, key: &Value, record: Record) -> Result<Applied> {
+        match self {
+            Writer::Versioned { storage, stamp } => Ok(versioned(
+                storage
+                    .write_versioned(model, key, VersionedWrite::Upsert(record), *stamp)
+                    .await?,
+                Applied::Created,
+            )),
+            Writer::Plain(storage) => {
+                // Not found a moment ago: a plain insert (an upsert would
+                // lock a gap on MySQL and deadlock concurrent creates); a
+                // racing insert of the same key fails and is retried.
+                storage.insert(model, &record).await?;
+                Ok(Applied::Created)
+            }
+        }
+    }
+
+    /// Sets the record's attributes.
+    async fn update(
         &self,
         model: &str,
         filter: &Filter,
         key: &Value,
-        write: VersionedWrite,
+        record: Record,
     ) -> Result<Applied> {
         match self {
-            Writer::Versioned { storage, stamp } => {
-                match storage.write_versioned(model, key, write, *stamp).await? {
-                    Versioned::Written => Ok(Applied::Updated),
-                    Versioned::Stale { .. } => Ok(Applied::Stale),
-                    Versioned::Missing | Versioned::Exists => Ok(Applied::Nothing),
-                }
-            }
+            Writer::Versioned { storage, stamp } => Ok(versioned(
+                storage
+                    .write_versioned(model, key, VersionedWrite::Update(record), *stamp)
+                    .await?,
+                Applied::Updated,
+            )),
             Writer::Plain(storage) => {
-                match write {
-                    VersionedWrite::Insert(record) | VersionedWrite::Upsert(record) => {
-                        let keyed_by_storage = filter
-                            .conditions()
-                            .iter()
-                            .all(|(field, _)| *field == storage.key_field(model));
-                        if keyed_by_storage {
-                            storage.upsert(model, &record).await?;
-                        } else if storage.update(model, filter, &record).await? == 0 {
-                            // Found by a foreign key: the record keeps its own key.
-                            storage.insert(model, &record).await?;
-                        }
-                    }
-                    VersionedWrite::Update(record) => {
-                        storage.update(model, filter, &record).await?;
-                    }
-                    VersionedWrite::Delete => {
-                        storage.delete(model, filter).await?;
-                    }
-                    VersionedWrite::Stamp => {}
-                }
+                storage.update(model, filter, &record).await?;
                 Ok(Applied::Updated)
             }
         }
+    }
+
+    /// Deletes the record.
+    async fn delete(&self, model: &str, filter: &Filter, key: &Value) -> Result<Applied> {
+        match self {
+            Writer::Versioned { storage, stamp } => Ok(versioned(
+                storage
+                    .write_versioned(model, key, VersionedWrite::Delete, *stamp)
+                    .await?,
+                Applied::Destroyed,
+            )),
+            Writer::Plain(storage) => {
+                storage.delete(model, filter).await?;
+                Ok(Applied::Destroyed)
+            }
+        }
+    }
+}
+
+/// What a versioned write did, as `done` when it was written.
+fn versioned(outcome: Versioned, done: Applied) -> Applied {
+    match outcome {
+        Versioned::Written => done,
+        Versioned::Stale { .. } => Applied::Stale,
+        Versioned::Missing | Versioned::Exists => Applied::Nothing,
     }
 }
 
@@ -417,36 +441,32 @@ impl<M: Subscribe> TypedHandler<M> {
         let applied = match kind {
             OperationKind::Create => {
                 callback!(def, op, model.before_create(&ctx));
-                let written = writer
-                    .write(def.model, &filter, &op.id, VersionedWrite::Upsert(stored(&model)?))
-                    .await?;
-                if written == Applied::Stale {
-                    return Ok(Outcome::nothing(Applied::Stale));
+                let written = writer.create(def.model, &op.id, stored(&model)?).await?;
+                if written != Applied::Created {
+                    return Ok(Outcome::nothing(written));
                 }
                 callback!(def, op, model.after_create(&ctx));
-                Applied::Created
+                written
             }
             OperationKind::Update => {
                 callback!(def, op, model.before_update(&ctx));
                 let written = writer
-                    .write(def.model, &filter, &op.id, VersionedWrite::Update(stored(&model)?))
+                    .update(def.model, &filter, &op.id, stored(&model)?)
                     .await?;
                 if written != Applied::Updated {
                     return Ok(Outcome::nothing(written));
                 }
                 callback!(def, op, model.after_update(&ctx));
-                Applied::Updated
+                written
             }
             _ => {
                 callback!(def, op, model.before_destroy(&ctx));
-                let written = writer
-                    .write(def.model, &filter, &op.id, VersionedWrite::Delete)
-                    .await?;
-                if written != Applied::Updated {
+                let written = writer.delete(def.model, &filter, &op.id).await?;
+                if written != Applied::Destroyed {
                     return Ok(Outcome::nothing(written));
                 }
                 callback!(def, op, model.after_destroy(&ctx));
-                Applied::Destroyed
+                written
             }
         };
         Ok(Outcome {

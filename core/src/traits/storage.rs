@@ -276,9 +276,10 @@ pub trait StorageTransaction: Send + Sync + Debug {
     /// The versions recorded for `keys` in this database, in order (0 for a
     /// key never recorded).
     ///
-    /// Behaviour: the rows read stay locked until the transaction ends, so
-    /// two transactions applying the same counters take turns; the second
-    /// sees what the first recorded (or fails with a temporary conflict).
+    /// Behaviour: two transactions that read the same keys and then record
+    /// them cannot both commit: the second fails with a temporary error (a
+    /// conflict) when it records or commits, and its retry reads what the
+    /// first recorded.
     async fn applied_versions(&self, keys: &[String]) -> Result<Vec<u64>, BackendError>;
 
     /// Records that the counters `targets` reached their versions.

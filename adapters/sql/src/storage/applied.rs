@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use sea_orm::sea_query::{Alias, Expr, ExprTrait, LockType, OnConflict, Query};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict, Query};
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, SqlErr};
 
 use crate::error::SqlError;
@@ -16,23 +16,22 @@ fn failed(operation: &'static str, error: DbErr) -> SqlError {
     crate::schema::table_error(operation, APPLIED_TABLE, error)
 }
 
-/// The versions recorded for `keys`, in order, 0 for a key never recorded;
-/// the rows found stay locked until the transaction ends (on SQLite, whose
-/// transactions take turns, the whole database is).
+/// The versions recorded for `keys`, in order, 0 for a key never recorded,
+/// and what was read of each key (`None`: no row), for [`record`] to check
+/// that nobody recorded them meanwhile. No row is locked: a lock on rows
+/// that do not exist yet locks gaps on MySQL, where concurrent messages then
+/// deadlock each other.
 pub(crate) async fn read<C: ConnectionTrait>(
     conn: &C,
     keys: &[String],
-) -> Result<(Vec<u64>, std::collections::HashSet<String>), SqlError> {
+) -> Result<(Vec<u64>, HashMap<String, Option<u64>>), SqlError> {
     let mut found: HashMap<String, u64> = HashMap::new();
     for chunk in keys.chunks(CHUNK) {
-        let mut select = Query::select()
+        let select = Query::select()
             .from(Alias::new(APPLIED_TABLE))
             .columns([Alias::new(applied::COUNTER), Alias::new(applied::VERSION)])
             .and_where(Expr::col(Alias::new(applied::COUNTER)).is_in(chunk.iter().cloned()))
             .to_owned();
-        if conn.get_database_backend() != DbBackend::Sqlite {
-            select.lock(LockType::Update);
-        }
         let rows = conn
             .query_all(&select)
             .await
@@ -47,16 +46,15 @@ pub(crate) async fn read<C: ConnectionTrait>(
             found.insert(counter, u64::try_from(version).unwrap_or(0));
         }
     }
-    let absent = keys
+    let seen = keys
         .iter()
-        .filter(|key| !found.contains_key(*key))
-        .cloned()
+        .map(|key| (key.clone(), found.get(key).copied()))
         .collect();
     let versions = keys
         .iter()
         .map(|key| found.get(key).copied().unwrap_or(0))
         .collect();
-    Ok((versions, absent))
+    Ok((versions, seen))
 }
 
 /// The expression keeping the larger of the stored and the proposed version.
@@ -71,45 +69,82 @@ fn keep_max(backend: DbBackend) -> Expr {
 
 /// Records the versions of `targets`, never lowering one already recorded.
 ///
-/// Keys `absent` (read and not found in this transaction) are inserted
-/// without merging: should another transaction have recorded one meanwhile,
+/// A key `seen` by [`read`] in this transaction is written only if its row
+/// is still as it was read (inserted when there was none, updated from the
+/// version read): should another transaction have recorded it meanwhile,
 /// this fails with a [`SqlError::Conflict`] (temporary) instead of applying
-/// the same operations twice; the retry finds its versions.
+/// the same operations twice, and the retry finds the versions recorded.
 pub(crate) async fn record<C: ConnectionTrait>(
     conn: &C,
     targets: &[(String, u64)],
-    absent: &std::collections::HashSet<String>,
+    seen: &HashMap<String, Option<u64>>,
 ) -> Result<(), SqlError> {
-    let (fresh, known): (Vec<(String, u64)>, Vec<(String, u64)>) = targets
-        .iter()
-        .cloned()
-        .partition(|(key, _)| absent.contains(key));
-    insert_fresh(conn, &fresh).await?;
-    upsert(conn, &known).await
+    let mut merged = Vec::new();
+    for (key, version) in highest(targets) {
+        match seen.get(key) {
+            Some(None) => insert_fresh(conn, key, version).await?,
+            Some(Some(read)) if version > *read => {
+                update_from(conn, key, *read, version).await?
+            }
+            Some(Some(_)) => {}
+            None => merged.push((key.to_owned(), version)),
+        }
+    }
+    upsert(conn, &merged).await
 }
 
-/// Inserts rows read as absent; a unique violation means another
-/// transaction applied them first.
-async fn insert_fresh<C: ConnectionTrait>(conn: &C, targets: &[(String, u64)]) -> Result<(), SqlError> {
-    for (key, version) in highest(targets) {
-        let mut insert = Query::insert();
-        insert
-            .into_table(Alias::new(APPLIED_TABLE))
-            .columns([Alias::new(applied::COUNTER), Alias::new(applied::VERSION)])
-            .values([Expr::val(key), Expr::val(as_stored(version)?)])
-            .map_err(|e| SqlError::Definition {
-                model: APPLIED_TABLE.to_owned(),
-                problem: format!("cannot build the insert: {e}"),
-            })?;
-        if let Err(e) = conn.execute(&insert).await {
-            if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) {
-                return Err(SqlError::Conflict {
-                    target: format!("{APPLIED_TABLE} {key}"),
-                    source: e,
-                });
-            }
-            return Err(failed("record applied versions", e));
+fn conflict(key: &str, source: DbErr) -> SqlError {
+    SqlError::Conflict {
+        target: format!("{APPLIED_TABLE} {key}"),
+        source,
+    }
+}
+
+/// Inserts a row read as absent; a unique violation means another
+/// transaction applied it first.
+async fn insert_fresh<C: ConnectionTrait>(conn: &C, key: &str, version: u64) -> Result<(), SqlError> {
+    let mut insert = Query::insert();
+    insert
+        .into_table(Alias::new(APPLIED_TABLE))
+        .columns([Alias::new(applied::COUNTER), Alias::new(applied::VERSION)])
+        .values([Expr::val(key), Expr::val(as_stored(version)?)])
+        .map_err(|e| SqlError::Definition {
+            model: APPLIED_TABLE.to_owned(),
+            problem: format!("cannot build the insert: {e}"),
+        })?;
+    match conn.execute(&insert).await {
+        Ok(_) => Ok(()),
+        Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+            Err(conflict(key, e))
         }
+        Err(e) => Err(failed("record applied versions", e)),
+    }
+}
+
+/// Raises a row from the version read; no row updated means another
+/// transaction moved it first.
+async fn update_from<C: ConnectionTrait>(
+    conn: &C,
+    key: &str,
+    read: u64,
+    version: u64,
+) -> Result<(), SqlError> {
+    let update = Query::update()
+        .table(Alias::new(APPLIED_TABLE))
+        .value(Alias::new(applied::VERSION), as_stored(version)?)
+        .and_where(Expr::col(Alias::new(applied::COUNTER)).eq(key))
+        .and_where(Expr::col(Alias::new(applied::VERSION)).eq(as_stored(read)?))
+        .to_owned();
+    // Rows matched, not changed, on MySQL too: sqlx connects with CLIENT_FOUND_ROWS.
+    let done = conn
+        .execute(&update)
+        .await
+        .map_err(|e| failed("record applied versions", e))?;
+    if done.rows_affected() == 0 {
+        return Err(SqlError::Conflict {
+            target: format!("{APPLIED_TABLE} {key}"),
+            source: DbErr::RecordNotUpdated,
+        });
     }
     Ok(())
 }

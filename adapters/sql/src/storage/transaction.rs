@@ -21,8 +21,9 @@ use crate::error::SqlError;
 #[derive(Debug)]
 pub struct SqlTransaction {
     session: Session<DatabaseTransaction>,
-    /// Applied-version keys read and not found: inserted, not merged.
-    absent: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Applied versions read in this transaction (`None`: no row), which
+    /// recording checks are unchanged.
+    seen: std::sync::Mutex<std::collections::HashMap<String, Option<u64>>>,
     /// SQLite's single writer turn, released after the commit or rollback.
     _turn: Option<OwnedMutexGuard<()>>,
 }
@@ -41,7 +42,7 @@ impl SqlTransaction {
                 gate: None,
                 outbox,
             },
-            absent: std::sync::Mutex::default(),
+            seen: std::sync::Mutex::default(),
             _turn: turn,
         }
     }
@@ -61,22 +62,22 @@ impl StorageTransaction for SqlTransaction {
     }
 
     async fn applied_versions(&self, keys: &[String]) -> Result<Vec<u64>, BackendError> {
-        let (versions, absent) = applied::read(&self.session.conn, keys).await?;
-        self.absent
+        let (versions, seen) = applied::read(&self.session.conn, keys).await?;
+        self.seen
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .extend(absent);
+            .extend(seen);
         Ok(versions)
     }
 
     async fn record_applied(&self, targets: &[(String, u64)]) -> Result<(), BackendError> {
-        let absent = std::mem::take(
+        let seen = std::mem::take(
             &mut *self
-                .absent
+                .seen
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
         );
-        Ok(applied::record(&self.session.conn, targets, &absent).await?)
+        Ok(applied::record(&self.session.conn, targets, &seen).await?)
     }
 
     async fn stage_message(
