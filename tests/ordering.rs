@@ -418,17 +418,30 @@ async fn a_missing_operation_is_waited_for_with_alerts_and_applied_when_it_arriv
     deliver(&apps, &messages, [0, 2]);
     applied(&worker, 1).await;
     let alerted = eventually(PATIENCE, || async {
-        apps.errors().iter().filter(|e| e.contains("waiting for a missing operation")).count() >= 2
+        apps.errors()
+            .iter()
+            .filter(|e| e.contains("waiting for a missing operation"))
+            .count()
+            >= 2
     })
     .await;
     let errors = apps.errors();
-    assert!(alerted, "alerts repeat every recovery_timeout while it waits: {errors:?}");
     assert!(
-        errors.iter().any(|e| e.contains("crowdtap/counter#") && e.contains("needs 2")),
+        alerted,
+        "alerts repeat every recovery_timeout while it waits: {errors:?}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("crowdtap/counter#") && e.contains("needs 2")),
         "the alert names the counter and the version needed: {errors:?}"
     );
     let stats = worker.stats();
-    assert_eq!((stats.applied, stats.recovered, stats.waiting), (1, 0, 1), "{stats:?}");
+    assert_eq!(
+        (stats.applied, stats.recovered, stats.waiting),
+        (1, 0, 1),
+        "{stats:?}"
+    );
     // The late message arrives: applied in its place, nothing lost.
     deliver(&apps, &messages, [1]);
     applied(&worker, 3).await;
@@ -451,8 +464,10 @@ async fn a_missing_operation_is_skipped_only_by_an_operator_and_reported() {
     deliver(&apps, &messages, [0, 2]);
     applied(&worker, 1).await;
     assert!(
-        eventually(PATIENCE, || async { !worker.stalls(Duration::from_millis(100)).is_empty() })
-            .await,
+        eventually(PATIENCE, || async {
+            !worker.stalls(Duration::from_millis(100)).is_empty()
+        })
+        .await,
         "the stuck counter is listed"
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -467,7 +482,9 @@ async fn a_missing_operation_is_skipped_only_by_an_operator_and_reported() {
     assert_eq!(observed(&recorder.app)[&1], vec!["1", "3"]);
     let errors = apps.errors();
     assert!(
-        errors.iter().any(|e| e.contains("skipped missing operations") && e.contains("raised to 2")),
+        errors
+            .iter()
+            .any(|e| e.contains("skipped missing operations") && e.contains("raised to 2")),
         "the skip is reported: {errors:?}"
     );
     // The lost message arriving late is recognised as already passed.

@@ -257,7 +257,9 @@ pub enum Error {
     /// A publication whose publisher stopped before its message was out was
     /// finished by another process: its message (or a `noop`, when its
     /// write never happened) was published with the versions it took.
-    #[error("finished publication {publication} of {app}, left by a publisher that stopped: {outcome}")]
+    #[error(
+        "finished publication {publication} of {app}, left by a publisher that stopped: {outcome}"
+    )]
     PublicationRecovered {
         /// The publication's id.
         publication: String,

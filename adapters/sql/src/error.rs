@@ -24,7 +24,9 @@ pub enum SqlError {
     },
     /// Another transaction wrote the same row at the same time; trying again
     /// sees what it wrote.
-    #[error("{target} was written by another transaction at the same time; the message is retried")]
+    #[error(
+        "{target} was written by another transaction at the same time; the message is retried"
+    )]
     Conflict {
         /// The table or row.
         target: String,

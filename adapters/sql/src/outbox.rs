@@ -127,7 +127,12 @@ impl SqlOutbox {
         let statement = entries_query()
             .and_where(Expr::col(col(outbox::INTENT)).eq(intent))
             .to_owned();
-        match self.db.query_one(&statement).await.map_err(failed("select"))? {
+        match self
+            .db
+            .query_one(&statement)
+            .await
+            .map_err(failed("select"))?
+        {
             Some(row) => entry(&row).map(Some),
             None => Ok(None),
         }
@@ -190,7 +195,10 @@ impl Outbox for SqlOutbox {
             .value(col(outbox::CLAIMED_UNTIL), 0i64)
             .cond_where(Self::matching(intents))
             .to_owned();
-        self.db.execute(&statement).await.map_err(failed("unclaim"))?;
+        self.db
+            .execute(&statement)
+            .await
+            .map_err(failed("unclaim"))?;
         Ok(())
     }
 
@@ -200,7 +208,10 @@ impl Outbox for SqlOutbox {
                 .from_table(table())
                 .cond_where(Self::matching(chunk))
                 .to_owned();
-            self.db.execute(&statement).await.map_err(failed("delete"))?;
+            self.db
+                .execute(&statement)
+                .await
+                .map_err(failed("delete"))?;
         }
         Ok(())
     }
@@ -245,7 +256,11 @@ impl Outbox for SqlOutbox {
             .from(table())
             .and_where(Expr::col(col(outbox::APP)).eq(app))
             .to_owned();
-        let row = self.db.query_one(&statement).await.map_err(failed("count"))?;
+        let row = self
+            .db
+            .query_one(&statement)
+            .await
+            .map_err(failed("count"))?;
         let count: i64 = match row {
             Some(row) => row.try_get_by("n").map_err(failed("count"))?,
             None => 0,

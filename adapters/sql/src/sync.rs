@@ -265,8 +265,10 @@ where
                     .all(db)
                     .await
                     .map_err(|e| CoreError::from(SqlError::database("select", model, e)))?;
-                let mut by_id: HashMap<String, E::Model> =
-                    found.into_iter().map(|row| (id_json(&row.id()), row)).collect();
+                let mut by_id: HashMap<String, E::Model> = found
+                    .into_iter()
+                    .map(|row| (id_json(&row.id()), row))
+                    .collect();
                 batch
                     .iter()
                     .map(|(id, _)| match by_id.remove(&id_json(id)) {

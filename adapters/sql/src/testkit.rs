@@ -5,6 +5,7 @@
 //! A server that is not reachable makes [`TestDatabase::create`] panic with
 //! the URL and what to do: tests that need it fail loudly.
 
+use promiscuous_core::testkit::storage::ColumnKind;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection};
@@ -184,4 +185,26 @@ impl Drop for TestDatabase {
         });
         let _ = cleanup.join();
     }
+}
+
+/// A table `name` with the conformance suites' `columns` (`id` the key),
+/// for a fixture to create and register.
+pub fn suite_table(name: &str, columns: &[(&str, ColumnKind)]) -> crate::TableInfo {
+    use sea_orm::sea_query::ColumnType;
+    columns
+        .iter()
+        .fold(crate::TableInfo::new(name), |table, (column, kind)| {
+            let column_type = match kind {
+                ColumnKind::Integer => ColumnType::BigInteger,
+                ColumnKind::Text => ColumnType::Text,
+                ColumnKind::Boolean => ColumnType::Boolean,
+                ColumnKind::Json => ColumnType::Json,
+            };
+            let info = crate::ColumnInfo::new(*column, column_type);
+            table.column(if *column == "id" {
+                info.primary_key()
+            } else {
+                info
+            })
+        })
 }

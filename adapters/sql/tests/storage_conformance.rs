@@ -3,12 +3,11 @@
 //! columns.
 
 use async_trait::async_trait;
-use promiscuous_core::testkit::storage::{self, ColumnKind, Schema, StorageFixture, COLUMNS};
+use promiscuous_core::testkit::storage::{self, Schema, StorageFixture, COLUMNS};
 use promiscuous_core::testkit::unique;
 use promiscuous_core::traits::Storage;
 use promiscuous_sql::testkit::{Engine, TestDatabase};
-use promiscuous_sql::{ColumnInfo, SqlStorage, TableInfo};
-use sea_orm::sea_query::ColumnType;
+use promiscuous_sql::SqlStorage;
 use sea_orm::ConnectionTrait;
 
 /// A database of its own, and a table per model the suite asks for.
@@ -28,25 +27,6 @@ impl SqlFixture {
     }
 }
 
-fn suite_table(name: &str) -> TableInfo {
-    COLUMNS
-        .iter()
-        .fold(TableInfo::new(name), |table, (column, kind)| {
-            let column_type = match kind {
-                ColumnKind::Integer => ColumnType::BigInteger,
-                ColumnKind::Text => ColumnType::Text,
-                ColumnKind::Boolean => ColumnType::Boolean,
-                ColumnKind::Json => ColumnType::Json,
-            };
-            let info = ColumnInfo::new(*column, column_type);
-            table.column(if *column == "id" {
-                info.primary_key()
-            } else {
-                info
-            })
-        })
-}
-
 #[async_trait]
 impl StorageFixture for SqlFixture {
     fn storage(&self) -> &dyn Storage {
@@ -56,7 +36,7 @@ impl StorageFixture for SqlFixture {
     async fn model(&self, label: &str) -> String {
         let model = unique(label);
         let table_name = promiscuous_sql::testkit::identifier(&model);
-        let table = suite_table(&table_name);
+        let table = promiscuous_sql::testkit::suite_table(&table_name, COLUMNS);
         self.db
             .connection()
             .execute(&table.create_table())

@@ -65,7 +65,10 @@ impl MemoryClock {
     }
 
     /// Adds one to each of `keys` in the locked map, all or nothing.
-    fn increment(counters: &mut HashMap<String, u64>, keys: &[String]) -> Result<Vec<u64>, BackendError> {
+    fn increment(
+        counters: &mut HashMap<String, u64>,
+        keys: &[String],
+    ) -> Result<Vec<u64>, BackendError> {
         let mut values = Vec::with_capacity(keys.len());
         for key in keys {
             let current = counters.get(key).copied().unwrap_or(0);

@@ -416,9 +416,10 @@ impl Storage for MemoryStorage {
             }
             let outcome = match (write, rows.is_empty()) {
                 (VersionedWrite::Insert(_), false) => return Ok((Versioned::Exists, false)),
-                (VersionedWrite::Update(_) | VersionedWrite::Delete | VersionedWrite::Stamp, true) => {
-                    return Ok((Versioned::Missing, false))
-                }
+                (
+                    VersionedWrite::Update(_) | VersionedWrite::Delete | VersionedWrite::Stamp,
+                    true,
+                ) => return Ok((Versioned::Missing, false)),
                 (VersionedWrite::Insert(mut record) | VersionedWrite::Upsert(mut record), true) => {
                     record.insert(key_field.to_owned(), key.clone());
                     table.push(key_field, record);
@@ -479,13 +480,20 @@ mod tests {
             .write_versioned("user", &json!(1), VersionedWrite::Stamp, 7)
             .await
             .unwrap();
-        assert_eq!(second.records("user"), vec![record(json!({"id": 1, "name": "Ada"}))]);
+        assert_eq!(
+            second.records("user"),
+            vec![record(json!({"id": 1, "name": "Ada"}))]
+        );
         assert_eq!(second.version("user", &json!(1)), 7);
         drop(first);
         drop(second);
         let reopened = MemoryStorage::open(&path).unwrap();
         assert_eq!(
-            reopened.find("user", &Filter::eq("id", json!(1)), 5).await.unwrap().len(),
+            reopened
+                .find("user", &Filter::eq("id", json!(1)), 5)
+                .await
+                .unwrap()
+                .len(),
             1
         );
         let _ = std::fs::remove_file(&path);
@@ -496,11 +504,18 @@ mod tests {
     async fn another_key_field_is_looked_up() {
         let storage = MemoryStorage::new().with_key_field("doc", "_id");
         storage
-            .insert("doc", &record(json!({"_id": "65a1f0c2e4b0a1b2c3d4e5f6", "n": 1})))
+            .insert(
+                "doc",
+                &record(json!({"_id": "65a1f0c2e4b0a1b2c3d4e5f6", "n": 1})),
+            )
             .await
             .unwrap();
         let found = storage
-            .find("doc", &Filter::eq("_id", json!("65a1f0c2e4b0a1b2c3d4e5f6")), 1)
+            .find(
+                "doc",
+                &Filter::eq("_id", json!("65a1f0c2e4b0a1b2c3d4e5f6")),
+                1,
+            )
             .await
             .unwrap();
         assert_eq!(found.len(), 1);

@@ -162,3 +162,26 @@ async fn eventually_polls_inspection_helpers() {
     assert!(testkit::eventually(testkit::QUIET, || async { probe.queue_len("q") == 1 }).await);
     let _: &dyn Storage = &MemoryStorage::new();
 }
+
+/// The memory store as a storage adapter, on in-process backends.
+struct MemoryAdapter;
+
+#[async_trait::async_trait]
+impl testkit::adapter::AdapterFixture for MemoryAdapter {
+    async fn store(&self, _label: &str) -> Arc<dyn Storage> {
+        Arc::new(MemoryStorage::new())
+    }
+
+    fn backends(&self) -> testkit::adapter::Backends {
+        testkit::adapter::Backends {
+            broker: Arc::new(InProcessBroker::new()),
+            clock: Arc::new(MemoryClock::new()),
+            lock: Arc::new(MemoryLock::new()),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_storage_conforms_as_an_adapter() {
+    testkit::adapter::run_all(&MemoryAdapter).await;
+}

@@ -325,8 +325,14 @@ impl Clock for RedisClock {
             .arg(&self.epoch);
         match self.run("intent", &invocation).await? {
             Value::Nil | Value::Boolean(false) => Ok(None),
-            Value::Array(fields) => Ok(Some(self.recorded_intent("intent", id.to_owned(), fields)?)),
-            other => Err(self.connection.unexpected("intent", "the intent script", &other)),
+            Value::Array(fields) => Ok(Some(self.recorded_intent(
+                "intent",
+                id.to_owned(),
+                fields,
+            )?)),
+            other => Err(self
+                .connection
+                .unexpected("intent", "the intent script", &other)),
         }
     }
 
@@ -357,9 +363,11 @@ impl Clock for RedisClock {
             .arg(limit.to_string());
         let reply = self.run("stale_intents", &invocation).await?;
         let Value::Array(entries) = reply else {
-            return Err(self
-                .connection
-                .unexpected("stale_intents", "the stale intents script", &reply));
+            return Err(self.connection.unexpected(
+                "stale_intents",
+                "the stale intents script",
+                &reply,
+            ));
         };
         entries
             .into_iter()

@@ -121,7 +121,11 @@ impl Clock for ShardedClock {
         let foreign_values = self.read(&foreign_keys).await?;
         let layout = ReadLayout {
             local: local.iter().map(|(p, _)| *p).collect(),
-            foreign: foreign.iter().map(|(p, _)| *p).zip(foreign_values).collect(),
+            foreign: foreign
+                .iter()
+                .map(|(p, _)| *p)
+                .zip(foreign_values)
+                .collect(),
         };
         let local_keys: Vec<String> = local.iter().map(|(_, k)| (*k).clone()).collect();
         let data = step.intent.map(|intent| layout.wrap(intent.data));
@@ -129,10 +133,13 @@ impl Clock for ShardedClock {
             .take(&Step {
                 increments: step.increments,
                 reads: &local_keys,
-                intent: step.intent.zip(data.as_deref()).map(|(intent, data)| IntentRecord {
-                    id: intent.id,
-                    data,
-                }),
+                intent: step
+                    .intent
+                    .zip(data.as_deref())
+                    .map(|(intent, data)| IntentRecord {
+                        id: intent.id,
+                        data,
+                    }),
             })
             .await?;
         Ok(Versions {
@@ -162,7 +169,12 @@ impl Clock for ShardedClock {
     ) -> Result<Vec<RecordedIntent>, BackendError> {
         let mut all = Vec::new();
         for node in &self.nodes {
-            all.extend(node.stale_intents(age, limit).await?.into_iter().map(unwrap_intent));
+            all.extend(
+                node.stale_intents(age, limit)
+                    .await?
+                    .into_iter()
+                    .map(unwrap_intent),
+            );
         }
         all.truncate(limit);
         Ok(all)

@@ -188,7 +188,8 @@ pub(crate) async fn acquire(
     data: &[u8],
 ) -> Result<Option<String>> {
     let started = Instant::now();
-    let mut pauses = crate::backoff::exponential(Duration::from_millis(2), Duration::from_millis(100));
+    let mut pauses =
+        crate::backoff::exponential(Duration::from_millis(2), Duration::from_millis(100));
     loop {
         match rt
             .lock

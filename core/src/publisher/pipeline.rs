@@ -110,7 +110,11 @@ impl Promiscuous {
     /// of each pending write, in order. Locks are taken in sorted order, all
     /// versions in one clock step. Crash safety as for
     /// [`publish_write`](Self::publish_write).
-    pub async fn publish_writes<T, F, Fut>(&self, writes: Vec<PendingWrite>, perform: F) -> Result<T>
+    pub async fn publish_writes<T, F, Fut>(
+        &self,
+        writes: Vec<PendingWrite>,
+        perform: F,
+    ) -> Result<T>
     where
         F: FnOnce() -> Fut + Send,
         Fut: Future<Output = Result<(T, Produced)>> + Send,

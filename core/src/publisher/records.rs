@@ -143,8 +143,14 @@ impl Promiscuous {
             return Err(publication.failed(error));
         }
         match kind {
-            IntentKind::Outbox => self.write_in_transaction(storage, publication, writes).await,
-            _ => self.write_one_by_one(storage, publication, writes, kind).await,
+            IntentKind::Outbox => {
+                self.write_in_transaction(storage, publication, writes)
+                    .await
+            }
+            _ => {
+                self.write_one_by_one(storage, publication, writes, kind)
+                    .await
+            }
         }
     }
 
@@ -160,7 +166,10 @@ impl Promiscuous {
             let transaction = storage.begin().await?.ok_or_else(|| {
                 Error::config(
                     "storage",
-                    format!("{} says it has transactions but begin() gave none", storage.name()),
+                    format!(
+                        "{} says it has transactions but begin() gave none",
+                        storage.name()
+                    ),
                 )
             })?;
             let mut read_back = Vec::with_capacity(writes.len());
@@ -209,7 +218,9 @@ impl Promiscuous {
         for (index, write) in writes.iter().enumerate() {
             let done = if kind == IntentKind::Versioned {
                 match publication.stamp(index) {
-                    Ok(stamp) => apply_versioned(storage.as_ref(), write, stamp, publication.id()).await,
+                    Ok(stamp) => {
+                        apply_versioned(storage.as_ref(), write, stamp, publication.id()).await
+                    }
                     Err(error) => Err(error),
                 }
             } else {
@@ -269,7 +280,10 @@ fn key_filter(storage: &dyn Storage, write: &Write) -> Filter {
 
 async fn read_back(storage: &dyn Storage, write: &Write) -> Result<Option<Record>> {
     let model = write.pending.definition.model;
-    Ok(storage.find(model, &key_filter(storage, write), 1).await?.pop())
+    Ok(storage
+        .find(model, &key_filter(storage, write), 1)
+        .await?
+        .pop())
 }
 
 /// A plain write, then its record read back.
@@ -281,7 +295,12 @@ async fn apply_plain(storage: &dyn Storage, write: &Write) -> Result<Option<Reco
         None => return Ok(None),
         Some(StoreWrite::Insert(record)) => storage.insert(model, record).await.map_err(failed)?,
         Some(StoreWrite::Update(record)) => {
-            if storage.update(model, &filter, record).await.map_err(failed)? == 0 {
+            if storage
+                .update(model, &filter, record)
+                .await
+                .map_err(failed)?
+                == 0
+            {
                 return Err(write_failed(
                     &write.pending,
                     format!("no {model} with id {} to update", write.pending.id),
@@ -316,7 +335,8 @@ async fn apply_versioned(
         .await
         .map_err(|e| write_failed(&write.pending, e))?;
     match (outcome, &write.store) {
-        (Versioned::Written, Some(StoreWrite::Delete)) | (Versioned::Missing, Some(StoreWrite::Delete)) => Ok(None),
+        (Versioned::Written, Some(StoreWrite::Delete))
+        | (Versioned::Missing, Some(StoreWrite::Delete)) => Ok(None),
         (Versioned::Written, _) => read_back(storage, write).await,
         (Versioned::Stale { .. }, _) => Err(Error::Fenced {
             model: model.to_owned(),
@@ -370,7 +390,10 @@ impl Promiscuous {
     /// `model`'s id and record, once `M` is known to be written through the storage.
     fn keyed<M: Publish>(&self, model: &M) -> Result<(Value, Record)> {
         self.publisher_storage::<M>()?;
-        Ok((Self::record_id(model)?, to_record(M::definition().model, model)?))
+        Ok((
+            Self::record_id(model)?,
+            to_record(M::definition().model, model)?,
+        ))
     }
 
     /// Inserts `model` into the storage and publishes a create; returns it as read back.
@@ -417,7 +440,10 @@ impl Promiscuous {
             });
         }
         let key_field = storage.key_field(def.model);
-        Ok(found.into_iter().next().and_then(|r| r.get(&key_field).cloned()))
+        Ok(found
+            .into_iter()
+            .next()
+            .and_then(|r| r.get(&key_field).cloned()))
     }
 
     /// Sets `changes` on the one record matching `filter` and publishes an update.

@@ -187,9 +187,11 @@ fn resolve_chain<'a>(
         let mut plan = intent.plan.clone();
         plan.fill(&recorded.versions);
         let operations = match intent.kind {
-            IntentKind::Outbox => return finish_outbox(rt, id, &intent, &plan.noops(), &plan.endpoints).await.map(|outcome| {
-                Resolution::Published { outcome }
-            }),
+            IntentKind::Outbox => {
+                return finish_outbox(rt, id, &intent, &plan.noops(), &plan.endpoints)
+                    .await
+                    .map(|outcome| Resolution::Published { outcome })
+            }
             IntentKind::Versioned => finish_versioned(rt, &intent, &plan.operations).await?,
             IntentKind::Unfenced => finish_unfenced(rt, &intent, &plan.operations).await?,
             IntentKind::Recorded => finish_recorded(&intent, &plan.operations),
@@ -349,7 +351,9 @@ async fn finish_versioned(
                     .write_versioned(model, &op.id, VersionedWrite::Insert(record.clone()), stamp)
                     .await?
                 {
-                    Versioned::Written => with_attributes(op, attributes_of(rt, model, op, &record)?),
+                    Versioned::Written => {
+                        with_attributes(op, attributes_of(rt, model, op, &record)?)
+                    }
                     Versioned::Stale { .. } => match read_back(rt, model, &op.id).await? {
                         Some(stored) => with_attributes(op, attributes_of(rt, model, op, &stored)?),
                         None => noop(op),
@@ -375,7 +379,13 @@ async fn finish_versioned(
                     .await?
                 {
                     Versioned::Missing => op.clone(),
-                    _ => noop(op),
+                    // At or past its version: the destroy landed if the
+                    // record is gone (a store keeping tombstones says so).
+                    Versioned::Stale { .. } => match read_back(rt, model, &op.id).await? {
+                        None => op.clone(),
+                        Some(_) => noop(op),
+                    },
+                    Versioned::Written | Versioned::Exists => noop(op),
                 }
             }
             OperationKind::Noop => noop(op),

@@ -131,8 +131,15 @@ impl Relay {
                 let endpoints = endpoints_of(&message);
                 match self.rt.send(&endpoints, &message).await {
                     Ok(()) => {
-                        self.outbox.remove(std::slice::from_ref(&entry.intent)).await?;
-                        if let Err(e) = self.rt.clock.forget(std::slice::from_ref(&entry.intent)).await {
+                        self.outbox
+                            .remove(std::slice::from_ref(&entry.intent))
+                            .await?;
+                        if let Err(e) = self
+                            .rt
+                            .clock
+                            .forget(std::slice::from_ref(&entry.intent))
+                            .await
+                        {
                             self.rt.report(&Error::from(e));
                         }
                         pass.published += 1;

@@ -211,7 +211,12 @@ impl Promiscuous {
         let mut order: Vec<(String, usize)> = writes
             .iter()
             .enumerate()
-            .map(|(index, w)| (lock_key(&w.definition.endpoint(&rt.config.app), &w.id), index))
+            .map(|(index, w)| {
+                (
+                    lock_key(&w.definition.endpoint(&rt.config.app), &w.id),
+                    index,
+                )
+            })
             .collect();
         order.sort();
         for (_, index) in &order {
@@ -225,7 +230,11 @@ impl Promiscuous {
                 publication.release().await;
                 return Err(Error::Definition {
                     model: writes.first().map_or("", |w| w.definition.model).to_owned(),
-                    problem: format!("publish_states read {} states for {} records", states.len(), writes.len()),
+                    problem: format!(
+                        "publish_states read {} states for {} records",
+                        states.len(),
+                        writes.len()
+                    ),
                 });
             }
             Err(error) => {

@@ -115,7 +115,12 @@ impl Transaction<'_> {
         let first = self
             .writes
             .first()
-            .map(|w| (w.pending.definition.model.to_owned(), w.pending.id.to_string()))
+            .map(|w| {
+                (
+                    w.pending.definition.model.to_owned(),
+                    w.pending.id.to_string(),
+                )
+            })
             .unwrap_or_default();
         let (pending, produced): (Vec<PendingWrite>, Produced) = self
             .writes

@@ -127,7 +127,14 @@ impl Stalls {
 }
 
 /// Reports that `key` is stuck.
-pub(crate) fn alert(rt: &Runtime, key: &str, applied: u64, needed: u64, waited: Duration, endpoint: &str) {
+pub(crate) fn alert(
+    rt: &Runtime,
+    key: &str,
+    applied: u64,
+    needed: u64,
+    waited: Duration,
+    endpoint: &str,
+) {
     rt.report(&Error::Stalled {
         key: key.to_owned(),
         applied,
@@ -140,7 +147,13 @@ pub(crate) fn alert(rt: &Runtime, key: &str, applied: u64, needed: u64, waited: 
 /// Raises `key` to `to`, skipping the operations in between; reports it.
 /// Returns how many versions were skipped.
 pub(crate) async fn skip(rt: &Runtime, key: &str, to: u64, waited: Duration) -> Result<u64> {
-    let applied = rt.clock.read(&[key.to_owned()]).await?.first().copied().unwrap_or(0);
+    let applied = rt
+        .clock
+        .read(&[key.to_owned()])
+        .await?
+        .first()
+        .copied()
+        .unwrap_or(0);
     if to <= applied {
         return Ok(0);
     }
@@ -179,8 +192,14 @@ mod tests {
         let every = Duration::from_millis(30);
         assert!(!stalls.waiting("k", 3, 5, "a/b", every).1);
         std::thread::sleep(every);
-        assert!(stalls.waiting("k", 3, 5, "a/b", every).1, "alert once stuck for the period");
-        assert!(!stalls.waiting("k", 3, 4, "a/b", every).1, "not again at once");
+        assert!(
+            stalls.waiting("k", 3, 5, "a/b", every).1,
+            "alert once stuck for the period"
+        );
+        assert!(
+            !stalls.waiting("k", 3, 4, "a/b", every).1,
+            "not again at once"
+        );
         assert_eq!(stalls.list(Duration::ZERO)[0].needed, 4);
         stalls.moved(["k"]);
         assert!(stalls.list(Duration::ZERO).is_empty());

@@ -261,7 +261,11 @@ impl Synchronizer {
             };
             drop(guard);
             let (waited, due) = self.stalls.waiting(&key, have, need, endpoint, every);
-            if rt.config.skip_missing_after.is_some_and(|after| waited >= after) {
+            if rt
+                .config
+                .skip_missing_after
+                .is_some_and(|after| waited >= after)
+            {
                 // Skip only the operations that never arrived: up to the
                 // first one that did, not to what this message needs.
                 let first_arrived = self.stalls.needed(&key).unwrap_or(need);

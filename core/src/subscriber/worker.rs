@@ -127,7 +127,8 @@ impl State {
 
     fn stats(&self) -> WorkerStats {
         let window: &Window = &self.sync.window;
-        self.counters.snapshot(window.held() as u64, window.waiting() as u64)
+        self.counters
+            .snapshot(window.held() as u64, window.waiting() as u64)
     }
 }
 
@@ -157,7 +158,9 @@ impl Worker {
             .find(|s| s.key == key)
             .map_or(Duration::ZERO, |s| s.waited);
         let skipped = skip(&self.state.rt, key, to, waited).await?;
-        self.state.counters.add(&self.state.counters.recovered, skipped);
+        self.state
+            .counters
+            .add(&self.state.counters.recovered, skipped);
         Ok(skipped)
     }
 

@@ -87,7 +87,12 @@ pub async fn fresh_counters_read_zero(clock: &dyn Clock) {
     );
 }
 
-async fn take(clock: &dyn Clock, increments: &[String], reads: &[String], intent: Option<(&str, &[u8])>) -> Versions {
+async fn take(
+    clock: &dyn Clock,
+    increments: &[String],
+    reads: &[String],
+    intent: Option<(&str, &[u8])>,
+) -> Versions {
     let step = Step {
         increments,
         reads,
@@ -106,20 +111,36 @@ pub async fn take_reads_no_later_than_the_tick(clock: &dyn Clock) {
     let keys = keys("take-read", 3);
     let (a, b, c) = (keys[0].clone(), keys[1].clone(), keys[2].clone());
     clock.advance(&[(a.clone(), 5)]).await.expect("advance");
-    let versions = take(clock, std::slice::from_ref(&b), &[a.clone(), c.clone()], None).await;
+    let versions = take(
+        clock,
+        std::slice::from_ref(&b),
+        &[a.clone(), c.clone()],
+        None,
+    )
+    .await;
     assert_eq!(
         (versions.ticked, versions.read),
         (vec![1], vec![5, 0]),
         "ticks the increments, reads the reads"
     );
-    let versions = take(clock, std::slice::from_ref(&a), std::slice::from_ref(&a), None).await;
+    let versions = take(
+        clock,
+        std::slice::from_ref(&a),
+        std::slice::from_ref(&a),
+        None,
+    )
+    .await;
     assert_eq!(
         (versions.ticked, versions.read),
         (vec![6], vec![5]),
         "a counter read and ticked reads its value before the tick"
     );
     let versions = take(clock, std::slice::from_ref(&c), &[], None).await;
-    assert_eq!((versions.ticked, versions.read), (vec![1], vec![]), "no reads: a plain tick");
+    assert_eq!(
+        (versions.ticked, versions.read),
+        (vec![1], vec![]),
+        "no reads: a plain tick"
+    );
     let values = clock.read(&[a, b, c]).await.expect("read");
     assert_eq!(values, vec![6, 1, 1]);
 }
@@ -130,7 +151,10 @@ pub async fn take_records_the_intent_until_forgotten(clock: &dyn Clock) {
     let keys = keys("intent", 2);
     let id = unique("publication");
     let data = br#"{"plan":"anything"}"#;
-    clock.advance(&[(keys[1].clone(), 3)]).await.expect("advance");
+    clock
+        .advance(&[(keys[1].clone(), 3)])
+        .await
+        .expect("advance");
     let versions = take(clock, &keys[..1], &keys[1..], Some((&id, data))).await;
     let recorded = clock.intent(&id).await.expect("intent");
     assert_eq!(
@@ -143,9 +167,21 @@ pub async fn take_records_the_intent_until_forgotten(clock: &dyn Clock) {
         "{}: the intent reads back with the versions of its step",
         clock.name()
     );
-    assert_eq!(versions, Versions { ticked: vec![1], read: vec![3] });
-    assert_eq!(clock.intent(&unique("unknown")).await.expect("intent"), None);
-    clock.forget(&[id.clone(), unique("unknown")]).await.expect("forget");
+    assert_eq!(
+        versions,
+        Versions {
+            ticked: vec![1],
+            read: vec![3]
+        }
+    );
+    assert_eq!(
+        clock.intent(&unique("unknown")).await.expect("intent"),
+        None
+    );
+    clock
+        .forget(&[id.clone(), unique("unknown")])
+        .await
+        .expect("forget");
     assert_eq!(
         clock.intent(&id).await.expect("intent"),
         None,
@@ -165,19 +201,34 @@ pub async fn stale_intents_are_listed_until_forgotten(clock: &dyn Clock) {
         .stale_intents(Duration::from_secs(3600), 10_000)
         .await
         .expect("stale_intents");
-    assert!(!listed(fresh), "{}: a fresh intent is not stale", clock.name());
+    assert!(
+        !listed(fresh),
+        "{}: a fresh intent is not stale",
+        clock.name()
+    );
     tokio::time::sleep(Duration::from_millis(20)).await;
     let stale = clock
         .stale_intents(Duration::from_millis(5), 10_000)
         .await
         .expect("stale_intents");
-    assert!(listed(stale), "{}: an intent older than the age is listed", clock.name());
-    clock.forget(std::slice::from_ref(&id)).await.expect("forget");
+    assert!(
+        listed(stale),
+        "{}: an intent older than the age is listed",
+        clock.name()
+    );
+    clock
+        .forget(std::slice::from_ref(&id))
+        .await
+        .expect("forget");
     let after = clock
         .stale_intents(Duration::from_millis(5), 10_000)
         .await
         .expect("stale_intents");
-    assert!(!listed(after), "{}: a forgotten intent is not listed", clock.name());
+    assert!(
+        !listed(after),
+        "{}: a forgotten intent is not listed",
+        clock.name()
+    );
 }
 
 /// `tick` adds one to each key and returns the new values in key order.

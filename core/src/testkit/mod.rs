@@ -1,7 +1,8 @@
 //! Conformance suites for backend implementations (cargo feature `testkit`).
 //!
 //! Modelled on object_store's `integration.rs` and Watermill's universal
-//! pub/sub tests: each module ([`broker`], [`clock`], [`lock`], [`storage`])
+//! pub/sub tests: each module ([`broker`], [`clock`], [`lock`], [`storage`],
+//! and [`adapter`] for the publish protocol over a storage adapter)
 //! has one public async function per behaviour of its trait, checking exactly
 //! what the trait methods' "Behaviour" paragraphs promise, and a `run_all` that
 //! calls every function of the module. A backend crate runs them from its own
@@ -24,10 +25,25 @@ use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+pub mod adapter;
 pub mod broker;
 pub mod clock;
+pub mod kill;
 pub mod lock;
 pub mod storage;
+
+/// What the derive macros name in the suite's own models (`crate = ...`).
+#[doc(hidden)]
+pub mod facade {
+    /// The paths generated code uses.
+    pub mod __private {
+        pub use crate as core;
+        pub use async_trait::async_trait;
+        pub use inventory;
+        pub use serde;
+        pub use serde_json;
+    }
+}
 
 /// How long a suite waits for something that must happen (a delivery, a wake-up).
 pub const PATIENCE: Duration = Duration::from_secs(5);

@@ -679,7 +679,11 @@ pub async fn scan_pages_in_key_order(fixture: &dyn StorageFixture) {
             Ok(Err(e)) => panic!("{}: scan of {model} failed: {e}", storage.name()),
             Err(_) => panic!("{}: scan of {model} hung", storage.name()),
         };
-        assert!(page.len() <= 4, "{}: scan returned more than its limit", storage.name());
+        assert!(
+            page.len() <= 4,
+            "{}: scan returned more than its limit",
+            storage.name()
+        );
         seen.extend(ids(&page));
         match page.last() {
             Some(last) if page.len() == 4 => after = last.get("id").cloned(),
@@ -693,7 +697,12 @@ pub async fn scan_pages_in_key_order(fixture: &dyn StorageFixture) {
         storage.name()
     );
     let even = storage
-        .scan(&model, &Filter::eq("group", json!("even")), Some(&json!(0)), 10)
+        .scan(
+            &model,
+            &Filter::eq("group", json!("even")),
+            Some(&json!(0)),
+            10,
+        )
         .await
         .expect("scan");
     assert_eq!(
@@ -758,48 +767,121 @@ pub async fn versioned_writes_apply_only_over_older_versions(fixture: &dyn Stora
     let model = fixture.model("user").await;
     let ada = || record(json!({"id": 1, "name": "Ada"}));
     use VersionedWrite::*;
-    assert_eq!(versioned(storage, &model, 1, Update(ada()), 1).await, Versioned::Missing, "{name}: update of a missing record");
-    assert_eq!(versioned(storage, &model, 1, Stamp, 1).await, Versioned::Missing, "{name}: stamp of a missing record");
-    assert_eq!(versioned(storage, &model, 1, Insert(ada()), 5).await, Versioned::Written, "{name}: insert of a new record");
-    assert_eq!(versioned(storage, &model, 1, Insert(ada()), 6).await, Versioned::Exists, "{name}: insert over an older version");
-    assert_eq!(versioned(storage, &model, 1, Insert(ada()), 5).await, Versioned::Stale { stored: 5 }, "{name}: insert at the stored version");
     assert_eq!(
-        versioned(storage, &model, 1, Update(record(json!({"name": "old"}))), 4).await,
+        versioned(storage, &model, 1, Update(ada()), 1).await,
+        Versioned::Missing,
+        "{name}: update of a missing record"
+    );
+    assert_eq!(
+        versioned(storage, &model, 1, Stamp, 1).await,
+        Versioned::Missing,
+        "{name}: stamp of a missing record"
+    );
+    assert_eq!(
+        versioned(storage, &model, 1, Insert(ada()), 5).await,
+        Versioned::Written,
+        "{name}: insert of a new record"
+    );
+    assert_eq!(
+        versioned(storage, &model, 1, Insert(ada()), 6).await,
+        Versioned::Exists,
+        "{name}: insert over an older version"
+    );
+    assert_eq!(
+        versioned(storage, &model, 1, Insert(ada()), 5).await,
+        Versioned::Stale { stored: 5 },
+        "{name}: insert at the stored version"
+    );
+    assert_eq!(
+        versioned(
+            storage,
+            &model,
+            1,
+            Update(record(json!({"name": "old"}))),
+            4
+        )
+        .await,
         Versioned::Stale { stored: 5 },
         "{name}: an older update is refused"
     );
     assert_eq!(
-        versioned(storage, &model, 1, Upsert(record(json!({"id": 1, "name": "Ada L."}))), 7).await,
+        versioned(
+            storage,
+            &model,
+            1,
+            Upsert(record(json!({"id": 1, "name": "Ada L."}))),
+            7
+        )
+        .await,
         Versioned::Written,
         "{name}: a newer upsert applies"
     );
-    assert_eq!(versioned(storage, &model, 1, Stamp, 9).await, Versioned::Written, "{name}: a stamp raises the version");
     assert_eq!(
-        versioned(storage, &model, 1, Update(record(json!({"name": "fenced"}))), 8).await,
+        versioned(storage, &model, 1, Stamp, 9).await,
+        Versioned::Written,
+        "{name}: a stamp raises the version"
+    );
+    assert_eq!(
+        versioned(
+            storage,
+            &model,
+            1,
+            Update(record(json!({"name": "fenced"}))),
+            8
+        )
+        .await,
         Versioned::Stale { stored: 9 },
         "{name}: a write below a stamp is fenced out"
     );
     assert_eq!(
-        as_written(fixture, find(storage, &model, &Filter::eq("id", json!(1)), 5).await),
+        as_written(
+            fixture,
+            find(storage, &model, &Filter::eq("id", json!(1)), 5).await
+        ),
         vec![record(json!({"id": 1, "name": "Ada L."}))],
         "{name}: refused writes change nothing"
     );
-    assert_eq!(versioned(storage, &model, 1, Delete, 10).await, Versioned::Written, "{name}: a newer delete applies");
-    assert!(find(storage, &model, &Filter::eq("id", json!(1)), 5).await.is_empty(), "{name}: deleted");
+    assert_eq!(
+        versioned(storage, &model, 1, Delete, 10).await,
+        Versioned::Written,
+        "{name}: a newer delete applies"
+    );
+    assert!(
+        find(storage, &model, &Filter::eq("id", json!(1)), 5)
+            .await
+            .is_empty(),
+        "{name}: deleted"
+    );
     assert_eq!(
         versioned(storage, &model, 1, Upsert(ada()), 8).await,
         Versioned::Stale { stored: 10 },
         "{name}: a stale write cannot bring a deleted record back"
     );
-    assert_eq!(versioned(storage, &model, 1, Upsert(ada()), 11).await, Versioned::Written, "{name}: a newer one can");
+    assert_eq!(
+        versioned(storage, &model, 1, Upsert(ada()), 11).await,
+        Versioned::Written,
+        "{name}: a newer one can"
+    );
     let racing = futures::future::join_all((20..30).map(|version| {
-        versioned(storage, &model, 1, Update(record(json!({"name": format!("v{version}")}))), version)
+        versioned(
+            storage,
+            &model,
+            1,
+            Update(record(json!({"name": format!("v{version}")}))),
+            version,
+        )
     }))
     .await;
     let written = racing.iter().filter(|o| **o == Versioned::Written).count();
-    assert!(written >= 1, "{name}: of racing writes, the newest at least applies");
+    assert!(
+        written >= 1,
+        "{name}: of racing writes, the newest at least applies"
+    );
     assert_eq!(
-        as_written(fixture, find(storage, &model, &Filter::eq("id", json!(1)), 5).await),
+        as_written(
+            fixture,
+            find(storage, &model, &Filter::eq("id", json!(1)), 5).await
+        ),
         vec![record(json!({"id": 1, "name": "v29"}))],
         "{name}: racing versioned writes end with the newest"
     );
@@ -822,34 +904,73 @@ pub async fn outbox_entries_follow_their_transaction(fixture: &dyn StorageFixtur
     let Some(tx) = begin(storage).await else {
         panic!("{name}: a store with an outbox has transactions");
     };
-    tx.stage_message(&app, &committed, b"{\"m\":1}", claim).await.expect("stage_message");
-    assert_eq!(outbox.len(&app).await.expect("len"), 0, "{name}: invisible before the commit");
+    tx.stage_message(&app, &committed, b"{\"m\":1}", claim)
+        .await
+        .expect("stage_message");
+    assert_eq!(
+        outbox.len(&app).await.expect("len"),
+        0,
+        "{name}: invisible before the commit"
+    );
     commit(tx).await;
-    assert_eq!(outbox.len(&app).await.expect("len"), 1, "{name}: visible after the commit");
-    let Some(tx) = begin(storage).await else { return };
-    tx.stage_message(&app, &rolled_back, b"{\"m\":2}", claim).await.expect("stage_message");
+    assert_eq!(
+        outbox.len(&app).await.expect("len"),
+        1,
+        "{name}: visible after the commit"
+    );
+    let Some(tx) = begin(storage).await else {
+        return;
+    };
+    tx.stage_message(&app, &rolled_back, b"{\"m\":2}", claim)
+        .await
+        .expect("stage_message");
     drop(tx);
-    assert_eq!(outbox.len(&app).await.expect("len"), 1, "{name}: a rolled-back entry is gone");
+    assert_eq!(
+        outbox.len(&app).await.expect("len"),
+        1,
+        "{name}: a rolled-back entry is gone"
+    );
     assert!(
-        outbox.unclaimed(&app, 10).await.expect("unclaimed").is_empty(),
+        outbox
+            .unclaimed(&app, 10)
+            .await
+            .expect("unclaimed")
+            .is_empty(),
         "{name}: a claimed entry is not listed"
     );
     tokio::time::sleep(claim * 2).await;
     let listed = outbox.unclaimed(&app, 10).await.expect("unclaimed");
-    assert_eq!(listed.len(), 1, "{name}: an entry whose claim expired is listed");
-    assert_eq!((listed[0].intent.as_str(), listed[0].payload.as_slice()), (committed.as_str(), &b"{\"m\":1}"[..]));
+    assert_eq!(
+        listed.len(),
+        1,
+        "{name}: an entry whose claim expired is listed"
+    );
+    assert_eq!(
+        (listed[0].intent.as_str(), listed[0].payload.as_slice()),
+        (committed.as_str(), &b"{\"m\":1}"[..])
+    );
     let first = outbox.claim(&listed[0], claim).await.expect("claim");
     let second = outbox.claim(&listed[0], claim).await.expect("claim");
     assert!(first && !second, "{name}: one caller wins a claim");
-    match outbox.fence(&app, &committed, b"noop", claim).await.expect("fence") {
+    match outbox
+        .fence(&app, &committed, b"noop", claim)
+        .await
+        .expect("fence")
+    {
         Fence::Committed(entry) => assert_eq!(entry.payload, b"{\"m\":1}"),
         other => panic!("{name}: fencing a committed publication returns its entry, not {other:?}"),
     }
-    match outbox.fence(&app, &fenced, b"noop", claim).await.expect("fence") {
+    match outbox
+        .fence(&app, &fenced, b"noop", claim)
+        .await
+        .expect("fence")
+    {
         Fence::Fenced(entry) => assert_eq!(entry.payload, b"noop"),
         other => panic!("{name}: fencing an unknown publication stores the noop, not {other:?}"),
     }
-    let Some(tx) = begin(storage).await else { return };
+    let Some(tx) = begin(storage).await else {
+        return;
+    };
     let late = match tx.stage_message(&app, &fenced, b"{\"m\":3}", claim).await {
         Ok(()) => tx.commit().await,
         Err(e) => {
@@ -857,14 +978,32 @@ pub async fn outbox_entries_follow_their_transaction(fixture: &dyn StorageFixtur
             Err(e)
         }
     };
-    assert!(late.is_err(), "{name}: a fenced publication's transaction cannot store its entry");
-    outbox.unclaim(std::slice::from_ref(&fenced)).await.expect("unclaim");
     assert!(
-        outbox.unclaimed(&app, 10).await.expect("unclaimed").iter().any(|e| e.intent == fenced),
+        late.is_err(),
+        "{name}: a fenced publication's transaction cannot store its entry"
+    );
+    outbox
+        .unclaim(std::slice::from_ref(&fenced))
+        .await
+        .expect("unclaim");
+    assert!(
+        outbox
+            .unclaimed(&app, 10)
+            .await
+            .expect("unclaimed")
+            .iter()
+            .any(|e| e.intent == fenced),
         "{name}: an unclaimed entry is listed at once"
     );
-    outbox.remove(&[committed, fenced, unique("unknown")]).await.expect("remove");
-    assert_eq!(outbox.len(&app).await.expect("len"), 0, "{name}: removed by publication");
+    outbox
+        .remove(&[committed, fenced, unique("unknown")])
+        .await
+        .expect("remove");
+    assert_eq!(
+        outbox.len(&app).await.expect("len"),
+        0,
+        "{name}: removed by publication"
+    );
 }
 
 /// Runs every function of this suite against `fixture` (any [`Storage`] is one).

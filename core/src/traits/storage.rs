@@ -211,7 +211,11 @@ pub trait Storage: Send + Sync + Debug + 'static {
                 format!("the record has no key field `{key_field}`"),
             )
         })?;
-        if self.update(model, &Filter::eq(key_field, key), record).await? > 0 {
+        if self
+            .update(model, &Filter::eq(key_field, key), record)
+            .await?
+            > 0
+        {
             return Ok(false);
         }
         self.insert(model, record).await?;

@@ -83,9 +83,7 @@ pub(crate) async fn record<C: ConnectionTrait>(
     for (key, version) in highest(targets) {
         match seen.get(key) {
             Some(None) => insert_fresh(conn, key, version).await?,
-            Some(Some(read)) if version > *read => {
-                update_from(conn, key, *read, version).await?
-            }
+            Some(Some(read)) if version > *read => update_from(conn, key, *read, version).await?,
             Some(Some(_)) => {}
             None => merged.push((key.to_owned(), version)),
         }
@@ -102,7 +100,11 @@ fn conflict(key: &str, source: DbErr) -> SqlError {
 
 /// Inserts a row read as absent; a unique violation means another
 /// transaction applied it first.
-async fn insert_fresh<C: ConnectionTrait>(conn: &C, key: &str, version: u64) -> Result<(), SqlError> {
+async fn insert_fresh<C: ConnectionTrait>(
+    conn: &C,
+    key: &str,
+    version: u64,
+) -> Result<(), SqlError> {
     let mut insert = Query::insert();
     insert
         .into_table(Alias::new(APPLIED_TABLE))

@@ -4,8 +4,7 @@
 use promiscuous_core::traits::{Filter, Record};
 use sea_orm::sea_query::{
     Alias, DeleteStatement, Expr, ExprTrait, InsertStatement, IntoColumnRef, Order, Query,
-    SelectStatement,
-    UpdateStatement,
+    SelectStatement, UpdateStatement,
 };
 use sea_orm::DbBackend;
 
@@ -101,10 +100,17 @@ impl<'a> On<'a> {
             select.and_where(condition);
         }
         if let Some(after) = after {
-            let key = self.table.primary_key().next().ok_or_else(|| SqlError::Definition {
-                model: self.model.to_owned(),
-                problem: format!("table {} has no primary key to page through", self.table.table),
-            })?;
+            let key = self
+                .table
+                .primary_key()
+                .next()
+                .ok_or_else(|| SqlError::Definition {
+                    model: self.model.to_owned(),
+                    problem: format!(
+                        "table {} has no primary key to page through",
+                        self.table.table
+                    ),
+                })?;
             let value = value_expr(&self.target(key), after)?;
             select.and_where(
                 Expr::col((Alias::new(&self.table.table), Alias::new(&key.name))).gt(value),
