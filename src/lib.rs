@@ -100,9 +100,12 @@ pub use promiscuous_core::config::{Config, ErrorNotifier, ENV_AMQP_URL, ENV_APP,
 pub use promiscuous_core::model::{
     Callbacks, Change, Changes, Context, Publish, RecordId, Subscribe,
 };
-pub use promiscuous_core::publisher::{causal_scope, PendingWrite, Produced, Transaction};
-pub use promiscuous_core::subscriber::{Worker, WorkerStats};
-pub use promiscuous_core::traits::{Broker, Clock, Filter, Lock, Record, Storage};
+pub use promiscuous_core::publisher::{
+    causal_scope, InitialSync, PendingWrite, Produced, Recovery, RecoveryPass, Relay, RelayPass,
+    SyncProgress, SyncReport, Transaction,
+};
+pub use promiscuous_core::subscriber::{Stall, Worker, WorkerStats};
+pub use promiscuous_core::traits::{Broker, Clock, Filter, Lock, Outbox, Record, Storage};
 pub use promiscuous_core::wire::OperationKind;
 pub use promiscuous_core::{
     BackendError, BoxError, ConfigBuilder, Error, ErrorKind, Mode, Promiscuous, Result,
