@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use promiscuous_core::traits::{Clock, RecordedIntent, Step, Versions};
 use promiscuous_core::BackendError;
-use tokio::sync::Notify;
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 const NAME: &str = "memory";
@@ -15,12 +15,15 @@ const NAME: &str = "memory";
 /// Version counters in a map behind a mutex.
 ///
 /// `tick`, `read` and `advance` are each one atomic step; `wait_until` sleeps
-/// until a `tick` or `advance` changes a counter (no polling).
+/// until a `tick` or `advance` raises its counter to the value it waits for
+/// (no polling; only the waiters whose value was reached are woken, so a
+/// thousand messages waiting on one hot counter cost nothing per advance).
 #[derive(Debug, Default)]
 pub struct MemoryClock {
     counters: Mutex<HashMap<String, u64>>,
     intents: Mutex<HashMap<String, (Instant, RecordedIntent)>>,
-    changed: Notify,
+    /// Per counter, the waiters by the value they wait for.
+    waiters: Mutex<HashMap<String, BTreeMap<u64, Vec<oneshot::Sender<()>>>>>,
 }
 
 impl MemoryClock {
@@ -31,6 +34,27 @@ impl MemoryClock {
 
     fn counters(&self) -> MutexGuard<'_, HashMap<String, u64>> {
         self.counters.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn waiters(&self) -> MutexGuard<'_, HashMap<String, BTreeMap<u64, Vec<oneshot::Sender<()>>>>> {
+        self.waiters.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Wakes the waiters of `changed` counters whose value was reached.
+    fn wake(&self, changed: &[(String, u64)]) {
+        let mut waiters = self.waiters();
+        for (key, value) in changed {
+            let Some(by_value) = waiters.get_mut(key) else {
+                continue;
+            };
+            let later = by_value.split_off(&value.saturating_add(1));
+            for sender in std::mem::replace(by_value, later).into_values().flatten() {
+                let _ = sender.send(());
+            }
+            if by_value.is_empty() {
+                waiters.remove(key);
+            }
+        }
     }
 
     /// The current value of `key` (0 when never touched).
@@ -92,7 +116,8 @@ impl Clock for MemoryClock {
 
     async fn tick(&self, keys: &[String]) -> Result<Vec<u64>, BackendError> {
         let values = Self::increment(&mut self.counters(), keys)?;
-        self.changed.notify_waiters();
+        let changed: Vec<(String, u64)> = keys.iter().cloned().zip(values.iter().copied()).collect();
+        self.wake(&changed);
         Ok(values)
     }
 
@@ -121,7 +146,13 @@ impl Clock for MemoryClock {
             );
         }
         drop(counters);
-        self.changed.notify_waiters();
+        let changed: Vec<(String, u64)> = step
+            .increments
+            .iter()
+            .cloned()
+            .zip(versions.ticked.iter().copied())
+            .collect();
+        self.wake(&changed);
         Ok(versions)
     }
 
@@ -166,12 +197,16 @@ impl Clock for MemoryClock {
 
     async fn advance(&self, targets: &[(String, u64)]) -> Result<(), BackendError> {
         let mut counters = self.counters();
+        let mut changed = Vec::with_capacity(targets.len());
         for (key, target) in targets {
             let counter = counters.entry(key.clone()).or_insert(0);
-            *counter = (*counter).max(*target);
+            if *target > *counter {
+                *counter = *target;
+                changed.push((key.clone(), *target));
+            }
         }
         drop(counters);
-        self.changed.notify_waiters();
+        self.wake(&changed);
         Ok(())
     }
 
@@ -181,26 +216,35 @@ impl Clock for MemoryClock {
         value: u64,
         timeout: Duration,
     ) -> Result<u64, BackendError> {
-        let deadline = Instant::now().checked_add(timeout);
-        loop {
-            // Register before reading, so a change between the read and the
-            // wait wakes us.
-            let changed = self.changed.notified();
-            tokio::pin!(changed);
-            changed.as_mut().enable();
-            let current = self.get(key);
+        let reached = {
+            // Registered while the counters are locked: a change after the
+            // read finds the waiter.
+            let counters = self.counters();
+            let current = counters.get(key).copied().unwrap_or(0);
             if current >= value {
                 return Ok(current);
             }
-            match deadline {
-                Some(deadline) => {
-                    if tokio::time::timeout_at(deadline, changed).await.is_err() {
-                        return Ok(self.get(key));
-                    }
-                }
-                None => changed.await,
+            let (sender, receiver) = oneshot::channel();
+            let mut waiters = self.waiters();
+            let same = waiters
+                .entry(key.to_owned())
+                .or_default()
+                .entry(value)
+                .or_default();
+            // Waiters that timed out are gone: forget them.
+            same.retain(|s| !s.is_closed());
+            same.push(sender);
+            receiver
+        };
+        match Instant::now().checked_add(timeout) {
+            Some(deadline) => {
+                let _ = tokio::time::timeout_at(deadline, reached).await;
+            }
+            None => {
+                let _ = reached.await;
             }
         }
+        Ok(self.get(key))
     }
 }
 
