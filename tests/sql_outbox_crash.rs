@@ -1,7 +1,12 @@
 //! A publisher process dies between its commit and its publish (and, in a
 //! second run, between its publish and the removal of its outbox row); a
 //! restarted publisher's relay publishes what it left, and the subscriber
-//! applies each operation once. Real RabbitMQ and Redis, SQLite files.
+//! applies each operation once. With the default settings (outbox claim,
+//! lock time-to-live, recovery timeout), a publisher that dies after its
+//! commit, or whose publish the broker refuses, loses nothing either: the
+//! subscriber waits for the operation, which recovery or the relay publishes,
+//! and applies what came after it in its place. Real RabbitMQ and Redis,
+//! SQLite files.
 #![cfg(all(feature = "sql", feature = "amqp", feature = "redis"))]
 
 #[path = "sql/entities.rs"]
@@ -23,6 +28,10 @@ use promiscuous::{BackendError, Broker, Promiscuous};
 use sea_orm::{ActiveValue::Set, EntityTrait};
 
 const ROLE: &str = "PROMISCUOUS_TEST_ROLE";
+
+/// The scenarios publish to the same endpoints and their subscribers bind
+/// them all: one at a time.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 const TEST: &str = "a_publisher_dying_between_commit_and_publish_loses_nothing";
 /// Exit codes of the dying publisher, one per moment it dies.
 const DIED_BEFORE_PUBLISH: i32 = 3;
@@ -66,6 +75,17 @@ impl Broker for DyingBroker {
 }
 
 async fn publisher(broker: Arc<dyn Broker>, prefix: &str, source_url: &str) -> SqlPublisher {
+    publisher_with(broker, prefix, source_url, Some(Duration::from_secs(1))).await
+}
+
+/// A publisher with the given outbox claim (`None`: the default), and every
+/// other setting at its default.
+async fn publisher_with(
+    broker: Arc<dyn Broker>,
+    prefix: &str,
+    source_url: &str,
+    claim: Option<Duration>,
+) -> SqlPublisher {
     let promiscuous = Promiscuous::configure()
         .app(PUBLISHER_APP)
         .broker(broker)
@@ -75,11 +95,13 @@ async fn publisher(broker: Arc<dyn Broker>, prefix: &str, source_url: &str) -> S
         .await
         .expect("the publisher connects to Redis");
     let db = sea_orm::Database::connect(source_url).await.unwrap();
-    SqlPublisher::builder(promiscuous, db)
-        .entity::<user::Entity>()
-        .claim(Duration::from_secs(1))
-        .build()
-        .unwrap()
+    let builder = SqlPublisher::builder(promiscuous, db).entity::<user::Entity>();
+    match claim {
+        Some(claim) => builder.claim(claim),
+        None => builder,
+    }
+    .build()
+    .unwrap()
 }
 
 /// The dying publisher: inserts one user and dies while publishing it.
@@ -87,13 +109,15 @@ async fn dying_publisher() {
     let prefix = std::env::var("REDIS_PREFIX").unwrap();
     let source_url = std::env::var("SOURCE_URL").unwrap();
     let publish_first = std::env::var("PUBLISH_FIRST").as_deref() == Ok("yes");
+    let default_claim = std::env::var("DEFAULT_CLAIM").as_deref() == Ok("yes");
     let name = std::env::var("USER_NAME").unwrap();
     let inner = AmqpBroker::connect(&services::amqp_url()).await.unwrap();
     let broker = Arc::new(DyingBroker {
         inner,
         publish_first,
     });
-    let publisher = publisher(broker, &prefix, &source_url).await;
+    let claim = (!default_claim).then_some(Duration::from_secs(1));
+    let publisher = publisher_with(broker, &prefix, &source_url, claim).await;
     let user = user::ActiveModel {
         name: Set(name.clone()),
         email: Set(format!("{name}@example.com")),
@@ -112,9 +136,22 @@ async fn run_dying_publisher(
     name: &str,
     publish_first: bool,
 ) -> i32 {
+    run_dying(TEST, prefix, source, name, publish_first, false).await
+}
+
+/// Runs test `test` as the dying publisher.
+async fn run_dying(
+    test: &str,
+    prefix: &str,
+    source: &TestDatabase,
+    name: &str,
+    publish_first: bool,
+    default_claim: bool,
+) -> i32 {
     let child = tokio::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", TEST, "--nocapture", "--test-threads=1"])
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
         .env(ROLE, "dying-publisher")
+        .env("DEFAULT_CLAIM", if default_claim { "yes" } else { "no" })
         .env("REDIS_PREFIX", prefix)
         .env("SOURCE_URL", source.url())
         .env("USER_NAME", name)
@@ -137,6 +174,7 @@ async fn a_publisher_dying_between_commit_and_publish_loses_nothing() {
         dying_publisher().await;
         return;
     }
+    let _alone = ONE_AT_A_TIME.lock().await;
     let prefix = unique("crash");
     let source = TestDatabase::create(Engine::Sqlite, "crash_pub").await;
     let replica = TestDatabase::create(Engine::Sqlite, "crash_sub").await;
@@ -216,5 +254,214 @@ async fn a_publisher_dying_between_commit_and_publish_loses_nothing() {
         "each operation applied once: {stats:?}"
     );
     relay.stop().await;
+    worker.shutdown().await;
+}
+
+/// The two apps of the default-settings scenarios, on fresh SQLite files.
+struct Deployment {
+    prefix: String,
+    source: TestDatabase,
+    replica: TestDatabase,
+    subscriber: Promiscuous,
+}
+
+impl Deployment {
+    async fn new(label: &str) -> Self {
+        let prefix = unique(label);
+        let source = TestDatabase::create(Engine::Sqlite, &format!("{label}_pub")).await;
+        let replica = TestDatabase::create(Engine::Sqlite, &format!("{label}_sub")).await;
+        entities::publisher_schema(source.connection()).await.unwrap();
+        entities::subscriber_schema(replica.connection()).await.unwrap();
+        // Every setting at its default: recovery_timeout 10 s, no skipping.
+        let subscriber = Promiscuous::configure()
+            .app(unique(&format!("{label}-sub")))
+            .broker_url(services::amqp_url())
+            .redis_url(services::redis_url(&prefix))
+            .storage(Arc::new(
+                SqlStorage::new(replica.connection().clone()).subscribed::<replica_user::Entity>(),
+            ))
+            .subscriber::<replica_user::Model>()
+            .build()
+            .await
+            .expect("the subscriber connects to RabbitMQ and Redis: are they running?");
+        Self {
+            prefix,
+            source,
+            replica,
+            subscriber,
+        }
+    }
+
+    async fn users(&self, db: &TestDatabase) -> Vec<(i64, String)> {
+        let mut users: Vec<(i64, String)> = replica_user::Entity::find()
+            .all(db.connection())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|u| (u.id, u.name))
+            .collect();
+        users.sort();
+        users
+    }
+
+    async fn source_users(&self) -> Vec<(i64, String)> {
+        let mut users: Vec<(i64, String)> = user::Entity::find()
+            .all(self.source.connection())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|u| (u.id, u.name))
+            .collect();
+        users.sort();
+        users
+    }
+}
+
+const KILLED_AFTER_COMMIT: &str = "a_publisher_killed_after_commit_loses_nothing_with_default_settings";
+
+/// The publisher dies after its commit, before its publish; another process
+/// of the app (default settings) writes the same record right away. Its
+/// write waits for the dead writer's lock, takes it over, and the dead
+/// writer's committed message is published from the outbox first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publisher_killed_after_commit_loses_nothing_with_default_settings() {
+    if std::env::var(ROLE).as_deref() == Ok("dying-publisher") {
+        dying_publisher().await;
+        return;
+    }
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let deployment = Deployment::new("killed_commit").await;
+    let mut worker = deployment.subscriber.subscribe().await.unwrap();
+    let code = run_dying(
+        KILLED_AFTER_COMMIT,
+        &deployment.prefix,
+        &deployment.source,
+        "ann",
+        false,
+        true,
+    )
+    .await;
+    assert_eq!(code, DIED_BEFORE_PUBLISH);
+    let broker = Arc::new(AmqpBroker::connect(&services::amqp_url()).await.unwrap());
+    let survivor = publisher_with(broker, &deployment.prefix, deployment.source.url(), None).await;
+    let ann = user::Entity::find()
+        .one(survivor.connection())
+        .await
+        .unwrap()
+        .expect("the dead writer committed");
+    let mut edit: user::ActiveModel = ann.clone().into();
+    edit.name = Set("ann, renamed".into());
+    survivor.update(edit).await.expect("the update waits for the lock, then goes on");
+    let expected = deployment.source_users().await;
+    assert!(
+        eventually(Duration::from_secs(40), || async {
+            deployment.users(&deployment.replica).await == expected
+        })
+        .await,
+        "the subscriber ends equal: {:?} vs {expected:?}; {:?}",
+        deployment.users(&deployment.replica).await,
+        worker.stats()
+    );
+    let stats = worker.stats();
+    assert_eq!(
+        (stats.applied, stats.recovered, stats.failed),
+        (2, 0, 0),
+        "the create, then the update, each once; nothing skipped: {stats:?}"
+    );
+    worker.shutdown().await;
+}
+
+/// RabbitMQ, except that the first publishes are refused.
+#[derive(Debug)]
+struct RefusingBroker {
+    inner: AmqpBroker,
+    refusals: std::sync::atomic::AtomicU32,
+}
+
+#[async_trait]
+impl Broker for RefusingBroker {
+    fn name(&self) -> &'static str {
+        "refusing"
+    }
+    fn capabilities(&self) -> BrokerCapabilities {
+        self.inner.capabilities()
+    }
+    fn healthy(&self) -> bool {
+        self.inner.healthy()
+    }
+    async fn publish(&self, endpoint: &str, payload: &[u8]) -> Result<(), BackendError> {
+        use std::sync::atomic::Ordering;
+        if self.refusals.load(Ordering::SeqCst) > 0 {
+            self.refusals.fetch_sub(1, Ordering::SeqCst);
+            return Err(BackendError::new(
+                "refusing",
+                "publish",
+                endpoint,
+                "the broker refused the message",
+            ));
+        }
+        self.inner.publish(endpoint, payload).await
+    }
+    async fn subscribe(
+        &self,
+        subscription: &Subscription,
+    ) -> Result<Box<dyn Consumer>, BackendError> {
+        self.inner.subscribe(subscription).await
+    }
+    async fn close(&self) -> Result<(), BackendError> {
+        self.inner.close().await
+    }
+}
+
+/// The broker refuses a committed message; the next writes of the record
+/// (and a write that read it) are published at once. The subscriber waits
+/// for the refused one, which the relay publishes, and applies everything in
+/// order: the subscriber ends equal to the publisher.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_publish_loses_nothing_with_default_settings() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let deployment = Deployment::new("refused").await;
+    let mut worker = deployment.subscriber.subscribe().await.unwrap();
+    let broker = Arc::new(RefusingBroker {
+        inner: AmqpBroker::connect(&services::amqp_url()).await.unwrap(),
+        refusals: std::sync::atomic::AtomicU32::new(1),
+    });
+    let publisher = publisher_with(broker, &deployment.prefix, deployment.source.url(), None).await;
+    let new_user = |name: &str| user::ActiveModel {
+        name: Set(name.into()),
+        email: Set(format!("{name}@example.com")),
+        active: Set(true),
+        profile: Set(None),
+        password: Set("x".into()),
+        ..Default::default()
+    };
+    let ann = publisher
+        .insert(new_user("ann"))
+        .await
+        .expect("committed, though the broker refused the message");
+    promiscuous::causal_scope(async {
+        let mut edit: user::ActiveModel = ann.clone().into();
+        edit.name = Set("ann, renamed".into());
+        let ann = publisher.update(edit).await.unwrap();
+        publisher.promiscuous().depends_on(&ann);
+        publisher.insert(new_user("cy")).await.unwrap();
+    })
+    .await;
+    let expected = deployment.source_users().await;
+    assert!(
+        eventually(Duration::from_secs(40), || async {
+            deployment.users(&deployment.replica).await == expected
+        })
+        .await,
+        "the subscriber ends equal: {:?} vs {expected:?}; {:?}",
+        deployment.users(&deployment.replica).await,
+        worker.stats()
+    );
+    let stats = worker.stats();
+    assert_eq!(
+        (stats.applied, stats.recovered, stats.failed),
+        (3, 0, 0),
+        "each write applied once, in order; nothing skipped: {stats:?}"
+    );
     worker.shutdown().await;
 }
