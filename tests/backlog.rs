@@ -113,7 +113,13 @@ fn backlog(app: &str, count: usize) -> (Vec<Vec<u8>>, [i64; RECORDS]) {
 
 /// Drains a backlog through `broker` in `mode`; checks nothing is lost or
 /// skipped and the window was hardly ever starved.
-async fn drains(broker: Arc<dyn Broker>, inject: impl FnOnce(&str, &[Vec<u8>]), count: usize, mode: Mode, label: &str) {
+async fn drains(
+    broker: Arc<dyn Broker>,
+    inject: impl FnOnce(&str, &[Vec<u8>]),
+    count: usize,
+    mode: Mode,
+    label: &str,
+) {
     let publisher_app = fresh("backlog");
     let subscriber_app = fresh("backlog-sub");
     let (payloads, finals) = backlog(&publisher_app, count);
@@ -152,15 +158,33 @@ async fn drains(broker: Arc<dyn Broker>, inject: impl FnOnce(&str, &[Vec<u8>]), 
     let states: Vec<(i64, i64)> = {
         let mut s: Vec<(i64, i64)> = records
             .iter()
-            .map(|r| (r["id"].as_i64().unwrap_or(-1), r["n"].as_i64().unwrap_or(-1)))
+            .map(|r| {
+                (
+                    r["id"].as_i64().unwrap_or(-1),
+                    r["n"].as_i64().unwrap_or(-1),
+                )
+            })
             .collect();
         s.sort_unstable();
         s
     };
-    let expected: Vec<(i64, i64)> = finals.iter().enumerate().map(|(id, n)| (id as i64, *n)).collect();
-    assert_eq!(states, expected, "{label}: every record ends at its last version");
+    let expected: Vec<(i64, i64)> = finals
+        .iter()
+        .enumerate()
+        .map(|(id, n)| (id as i64, *n))
+        .collect();
     assert_eq!(
-        (stats.applied, stats.duplicates, stats.recovered, stats.failed, stats.dead_lettered),
+        states, expected,
+        "{label}: every record ends at its last version"
+    );
+    assert_eq!(
+        (
+            stats.applied,
+            stats.duplicates,
+            stats.recovered,
+            stats.failed,
+            stats.dead_lettered
+        ),
         (count as u64, 0, 0, 0, 0),
         "{label}: each message applied once, none skipped: {stats:?}"
     );
@@ -215,7 +239,12 @@ mod rabbitmq {
     use crate::services;
     use promiscuous::amqp::AmqpBroker;
 
+    /// Their subscribers all bind `*/hot_record` on the shared exchange: one
+    /// at a time.
+    static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
     async fn through_rabbitmq(mode: Mode, label: &str) {
+        let _alone = ONE_AT_A_TIME.lock().await;
         let broker = Arc::new(
             AmqpBroker::connect(&services::amqp_url())
                 .await
@@ -232,7 +261,10 @@ mod rabbitmq {
                         for payload in payloads {
                             let message = Message::decode(payload).expect("a valid message");
                             let endpoint = &message.operations[0].endpoint;
-                            publisher.publish(endpoint, payload).await.expect("published");
+                            publisher
+                                .publish(endpoint, payload)
+                                .await
+                                .expect("published");
                         }
                     })
                 })
@@ -263,6 +295,7 @@ mod rabbitmq {
     async fn a_backlog_written_by_64_publishers_drains_with_a_short_recovery_timeout() {
         use promiscuous::memory::MemoryStorage;
         const WRITES: i64 = 3_000;
+        let _alone = ONE_AT_A_TIME.lock().await;
         let app = fresh("hot");
         let prefix = fresh("hot");
         let source = Arc::new(MemoryStorage::new());
@@ -323,7 +356,12 @@ mod rabbitmq {
         let states = |records: Vec<promiscuous::Record>| {
             let mut s: Vec<(i64, i64)> = records
                 .iter()
-                .map(|r| (r["id"].as_i64().unwrap_or(-1), r["n"].as_i64().unwrap_or(-1)))
+                .map(|r| {
+                    (
+                        r["id"].as_i64().unwrap_or(-1),
+                        r["n"].as_i64().unwrap_or(-1),
+                    )
+                })
                 .collect();
             s.sort_unstable();
             s
@@ -346,4 +384,3 @@ mod rabbitmq {
         worker.shutdown().await;
     }
 }
-

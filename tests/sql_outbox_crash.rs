@@ -270,8 +270,12 @@ impl Deployment {
         let prefix = unique(label);
         let source = TestDatabase::create(Engine::Sqlite, &format!("{label}_pub")).await;
         let replica = TestDatabase::create(Engine::Sqlite, &format!("{label}_sub")).await;
-        entities::publisher_schema(source.connection()).await.unwrap();
-        entities::subscriber_schema(replica.connection()).await.unwrap();
+        entities::publisher_schema(source.connection())
+            .await
+            .unwrap();
+        entities::subscriber_schema(replica.connection())
+            .await
+            .unwrap();
         // Every setting at its default: recovery_timeout 10 s, no skipping.
         let subscriber = Promiscuous::configure()
             .app(unique(&format!("{label}-sub")))
@@ -317,7 +321,8 @@ impl Deployment {
     }
 }
 
-const KILLED_AFTER_COMMIT: &str = "a_publisher_killed_after_commit_loses_nothing_with_default_settings";
+const KILLED_AFTER_COMMIT: &str =
+    "a_publisher_killed_after_commit_loses_nothing_with_default_settings";
 
 /// The publisher dies after its commit, before its publish; another process
 /// of the app (default settings) writes the same record right away. Its
@@ -351,7 +356,10 @@ async fn a_publisher_killed_after_commit_loses_nothing_with_default_settings() {
         .expect("the dead writer committed");
     let mut edit: user::ActiveModel = ann.clone().into();
     edit.name = Set("ann, renamed".into());
-    survivor.update(edit).await.expect("the update waits for the lock, then goes on");
+    survivor
+        .update(edit)
+        .await
+        .expect("the update waits for the lock, then goes on");
     let expected = deployment.source_users().await;
     assert!(
         eventually(Duration::from_secs(40), || async {

@@ -300,10 +300,7 @@ impl ConfigBuilder {
     /// Runs this subscriber model in the worker. When never called, the worker
     /// runs every subscriber linked into the binary.
     pub fn subscriber<M: Subscribe>(mut self) -> Self {
-        let wanted = M::definition() as *const _;
-        let found = crate::model::subscriber_registrations()
-            .into_iter()
-            .find(|reg| std::ptr::eq((reg.definition)(), wanted));
+        let found = crate::model::SubscriberRegistration::of(M::definition());
         let list = self.subscribers.get_or_insert_with(Vec::new);
         if let Some(reg) = found {
             list.push(reg);

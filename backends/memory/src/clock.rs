@@ -116,7 +116,8 @@ impl Clock for MemoryClock {
 
     async fn tick(&self, keys: &[String]) -> Result<Vec<u64>, BackendError> {
         let values = Self::increment(&mut self.counters(), keys)?;
-        let changed: Vec<(String, u64)> = keys.iter().cloned().zip(values.iter().copied()).collect();
+        let changed: Vec<(String, u64)> =
+            keys.iter().cloned().zip(values.iter().copied()).collect();
         self.wake(&changed);
         Ok(values)
     }

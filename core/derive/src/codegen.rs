@@ -337,6 +337,7 @@ pub(crate) fn subscriber(spec: &SubscriberSpec) -> TokenStream {
     let from = option(spec.from.as_ref());
     let foreign_key = option(spec.foreign_key.as_ref());
     let observer = spec.observer;
+    let internal = spec.internal;
     let parent = option(
         spec.parent
             .as_ref()
@@ -382,6 +383,7 @@ pub(crate) fn subscriber(spec: &SubscriberSpec) -> TokenStream {
                 #core::model::SubscriberRegistration {
                     definition: <#target as #core::model::Subscribe>::definition,
                     handler: &#core::subscriber::TypedHandler::<#target>::NEW,
+                    internal: #internal,
                 }
             }
         };

@@ -304,6 +304,7 @@ fn subscriber(target: Path, options: Vec<Opt>) -> syn::Result<SubscriberSpec> {
         foreign_key,
         observer: observer.is_some(),
         user_callbacks: callbacks.is_some(),
+        internal: false,
         attributes,
     })
 }

@@ -115,6 +115,7 @@ pub fn derive_publish(input: TokenStream) -> TokenStream {
 /// | `foreign_key = "field"` | local field holding the publisher's id (default `id`) |
 /// | `observer` | store nothing, only run callbacks |
 /// | `callbacks` | you implement `Callbacks` yourself (otherwise an empty impl is generated) |
+/// | `internal` | a model of promiscuous's own test suites: not run by default, left out of contract validation |
 /// | `crate = "path"` | root of the facade crate (default `::promiscuous`) |
 ///
 /// Field options: `#[subscribe]` subscribes the field; `#[subscribe(embeds)]`

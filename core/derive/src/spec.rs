@@ -92,6 +92,8 @@ pub(crate) struct SubscriberSpec {
     pub observer: bool,
     /// The user implements `Callbacks` (no empty impl is generated).
     pub user_callbacks: bool,
+    /// A model of promiscuous's own test suites: left out of contract validation.
+    pub internal: bool,
     /// Subscribed attributes, in order.
     pub attributes: Vec<SubscribedAttr>,
 }

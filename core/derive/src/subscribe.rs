@@ -8,7 +8,8 @@ use crate::spec::{
     SubscriberSpec,
 };
 
-const STRUCT_OPTIONS: &str = "from, as, model, parent, foreign_key, observer, callbacks, crate";
+const STRUCT_OPTIONS: &str =
+    "from, as, model, parent, foreign_key, observer, callbacks, internal, crate";
 const FIELD_OPTIONS: &str = "embeds (or a bare `#[subscribe]`)";
 
 /// Struct-level `#[subscribe(...)]` options.
@@ -21,6 +22,7 @@ struct StructOptions {
     foreign_key: Option<LitStr>,
     observer: Option<()>,
     callbacks: Option<()>,
+    internal: Option<()>,
     krate: Option<Path>,
 }
 
@@ -61,6 +63,7 @@ fn struct_options(input: &DeriveInput) -> syn::Result<StructOptions> {
                 }
                 "observer" => flag(&meta, &mut o.observer, "subscribe option `observer`"),
                 "callbacks" => flag(&meta, &mut o.callbacks, "subscribe option `callbacks`"),
+                "internal" => flag(&meta, &mut o.internal, "subscribe option `internal`"),
                 "crate" => {
                     let path = parse_crate(meta.value()?)?;
                     set_once(&mut o.krate, path, "subscribe option `crate`", span)
@@ -124,6 +127,7 @@ pub(crate) fn parse(input: &DeriveInput) -> syn::Result<SubscriberSpec> {
         foreign_key: options.foreign_key,
         observer: options.observer.is_some(),
         user_callbacks: options.callbacks.is_some(),
+        internal: options.internal.is_some(),
         attributes,
     })
 }
@@ -183,7 +187,7 @@ mod tests {
         let cases: Vec<(DeriveInput, &str)> = vec![
             (
                 parse_quote!(#[subscribe(to = "x")] struct A {}),
-                "unknown subscribe option `to`; expected one of: from, as, model, parent, foreign_key, observer, callbacks, crate",
+                "unknown subscribe option `to`; expected one of: from, as, model, parent, foreign_key, observer, callbacks, internal, crate",
             ),
             (
                 parse_quote!(struct A { #[subscribe(id)] a: i64 }),

@@ -78,6 +78,9 @@ pub struct SubscriberRegistration {
     pub definition: fn() -> &'static SubscriberDef,
     /// Applies operations to this model.
     pub handler: &'static dyn SubscriberHandler,
+    /// A model of promiscuous's own test suites (`#[subscribe(internal)]`):
+    /// left out of contract validation and of the worker's default models.
+    pub internal: bool,
 }
 
 impl std::fmt::Debug for SubscriberRegistration {
@@ -85,6 +88,15 @@ impl std::fmt::Debug for SubscriberRegistration {
         f.debug_struct("SubscriberRegistration")
             .field("model", &(self.definition)().model)
             .finish()
+    }
+}
+
+impl SubscriberRegistration {
+    /// The registration of a definition, internal ones included.
+    pub fn of(definition: &SubscriberDef) -> Option<&'static SubscriberRegistration> {
+        inventory::iter::<SubscriberRegistration>
+            .into_iter()
+            .find(|r| std::ptr::eq((r.definition)(), definition))
     }
 }
 
@@ -101,10 +113,12 @@ pub fn publisher_definitions() -> Vec<&'static PublisherDef> {
     defs
 }
 
-/// Every subscriber registration linked into this binary, sorted by model name.
+/// Every subscriber registration linked into this binary, sorted by model
+/// name, except the internal ones of promiscuous's test suites.
 pub fn subscriber_registrations() -> Vec<&'static SubscriberRegistration> {
     let mut regs: Vec<_> = inventory::iter::<SubscriberRegistration>
         .into_iter()
+        .filter(|r| !r.internal)
         .collect();
     regs.sort_by_key(|r| (r.definition)().model);
     regs

@@ -64,7 +64,8 @@ pub struct SuiteItem {
     from = "suite/item",
     as = "SuiteItem",
     model = "SuiteReplica",
-    callbacks
+    callbacks,
+    internal
 )]
 pub struct SuiteReplica {
     /// The publisher's key.
