@@ -67,29 +67,34 @@ pub(crate) async fn apply(
         None => rt.storage.as_deref(),
     };
     let mut after_commit = Vec::new();
+    // Counted once committed: a rolled-back attempt applied nothing.
+    let mut outcomes = Vec::with_capacity(ops.len());
     for (index, (op, handler)) in ops.iter().zip(handlers).enumerate() {
         if op.operation == OperationKind::Noop || gates.already_applied(index, values) {
-            Counters::bump(&state.counters.skipped);
+            outcomes.push(Applied::Nothing);
             continue;
         }
         let Some(handler) = handler else {
             tracing::debug!(endpoint = %op.endpoint, types = ?op.types, "no subscribed model for this type; skipped");
-            Counters::bump(&state.counters.skipped);
+            outcomes.push(Applied::Nothing);
             continue;
         };
         let ordered = rt.config.mode != crate::Mode::Unordered;
         let outcome = handler.apply(storage, message, op, ordered).await?;
-        let counter = match outcome.applied {
-            Applied::Nothing => &state.counters.skipped,
-            Applied::Stale => &state.counters.duplicates,
-            _ => &state.counters.applied,
-        };
-        Counters::bump(counter);
+        outcomes.push(outcome.applied);
         after_commit.extend(outcome.after_commit);
     }
     if let Some(tx) = transaction {
         tx.record_applied(&gates.targets()).await?;
         tx.commit().await?;
+    }
+    for applied in outcomes {
+        let counter = match applied {
+            Applied::Nothing => &state.counters.skipped,
+            Applied::Stale => &state.counters.duplicates,
+            _ => &state.counters.applied,
+        };
+        Counters::bump(counter);
     }
     Ok(after_commit)
 }
