@@ -12,6 +12,9 @@ use tokio::time::Instant;
 
 const NAME: &str = "memory";
 
+/// Per counter, the waiters by the value they wait for.
+type Waiters = HashMap<String, BTreeMap<u64, Vec<oneshot::Sender<()>>>>;
+
 /// Version counters in a map behind a mutex.
 ///
 /// `tick`, `read` and `advance` are each one atomic step; `wait_until` sleeps
@@ -22,8 +25,7 @@ const NAME: &str = "memory";
 pub struct MemoryClock {
     counters: Mutex<HashMap<String, u64>>,
     intents: Mutex<HashMap<String, (Instant, RecordedIntent)>>,
-    /// Per counter, the waiters by the value they wait for.
-    waiters: Mutex<HashMap<String, BTreeMap<u64, Vec<oneshot::Sender<()>>>>>,
+    waiters: Mutex<Waiters>,
 }
 
 impl MemoryClock {
@@ -36,7 +38,7 @@ impl MemoryClock {
         self.counters.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn waiters(&self) -> MutexGuard<'_, HashMap<String, BTreeMap<u64, Vec<oneshot::Sender<()>>>>> {
+    fn waiters(&self) -> MutexGuard<'_, Waiters> {
         self.waiters.lock().unwrap_or_else(PoisonError::into_inner)
     }
 

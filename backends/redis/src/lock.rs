@@ -44,7 +44,7 @@ impl fmt::Debug for RedisLock {
 fn millis(ttl: Duration) -> u64 {
     let rounded_up = ttl
         .as_millis()
-        .saturating_add(u128::from(ttl.subsec_nanos() % 1_000_000 != 0));
+        .saturating_add(u128::from(!ttl.subsec_nanos().is_multiple_of(1_000_000)));
     u64::try_from(rounded_up)
         .unwrap_or(u64::MAX)
         .clamp(1, FAR_FUTURE_MS)

@@ -488,8 +488,10 @@ impl Promiscuous {
     }
 
     /// Publishes the `attributes` of records without writing anything: what
-    /// `publish` (ephemerals) and `sync` run. Recovery publishes the same
-    /// attributes if this process stops before the broker confirmed.
+    /// `publish` (ephemerals) and `sync` run. Once the versions are taken the
+    /// publication is durable: should the broker refuse it, or this process
+    /// stop before the broker confirmed, recovery publishes the same
+    /// attributes (the refusal is reported, not returned).
     pub(super) async fn publish_recorded(
         &self,
         writes: Vec<(PendingWrite, serde_json::Map<String, Value>)>,
@@ -511,10 +513,8 @@ impl Promiscuous {
                 return Err(error);
             }
         };
-        if let Err(error) = publication.publish(&message).await {
-            // Recovery publishes the recorded attributes later.
-            return Err(error);
-        }
+        // Refused by the broker: recovery publishes the recorded attributes.
+        publish_or_leave(publication, &message).await;
         Ok(())
     }
 
