@@ -430,11 +430,12 @@ impl promiscuous::Clock for LosableClock {
     }
     async fn stale_intents(
         &self,
+        scope: &str,
         age: Duration,
         limit: usize,
     ) -> Result<Vec<promiscuous::core::traits::RecordedIntent>, promiscuous::BackendError> {
         self.check()?;
-        self.inner.stale_intents(age, limit).await
+        self.inner.stale_intents(scope, age, limit).await
     }
     async fn advance(&self, targets: &[(String, u64)]) -> Result<(), promiscuous::BackendError> {
         self.check()?;

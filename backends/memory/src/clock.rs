@@ -12,6 +12,9 @@ use tokio::time::Instant;
 
 const NAME: &str = "memory";
 
+/// An intent kept: its scope, when it was recorded, and itself.
+type Kept = (String, Instant, RecordedIntent);
+
 /// Per counter, the waiters by the value they wait for.
 type Waiters = HashMap<String, BTreeMap<u64, Vec<oneshot::Sender<()>>>>;
 
@@ -24,7 +27,8 @@ type Waiters = HashMap<String, BTreeMap<u64, Vec<oneshot::Sender<()>>>>;
 #[derive(Debug, Default)]
 pub struct MemoryClock {
     counters: Mutex<HashMap<String, u64>>,
-    intents: Mutex<HashMap<String, (Instant, RecordedIntent)>>,
+    /// Intents by id, with their scope and when they were recorded.
+    intents: Mutex<HashMap<String, Kept>>,
     waiters: Mutex<Waiters>,
 }
 
@@ -79,7 +83,7 @@ impl MemoryClock {
         ids
     }
 
-    fn intents(&self) -> MutexGuard<'_, HashMap<String, (Instant, RecordedIntent)>> {
+    fn intents(&self) -> MutexGuard<'_, HashMap<String, Kept>> {
         self.intents.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -139,6 +143,7 @@ impl Clock for MemoryClock {
             self.intents().insert(
                 intent.id.to_owned(),
                 (
+                    intent.scope.to_owned(),
                     Instant::now(),
                     RecordedIntent {
                         id: intent.id.to_owned(),
@@ -160,25 +165,28 @@ impl Clock for MemoryClock {
     }
 
     async fn intent(&self, id: &str) -> Result<Option<RecordedIntent>, BackendError> {
-        Ok(self.intents().get(id).map(|(_, intent)| intent.clone()))
+        Ok(self.intents().get(id).map(|(_, _, intent)| intent.clone()))
     }
 
     async fn stale_intents(
         &self,
+        scope: &str,
         age: Duration,
         limit: usize,
     ) -> Result<Vec<RecordedIntent>, BackendError> {
         let now = Instant::now();
         let intents = self.intents();
-        let mut stale: Vec<&(Instant, RecordedIntent)> = intents
+        let mut stale: Vec<&Kept> = intents
             .values()
-            .filter(|(recorded, _)| now.saturating_duration_since(*recorded) > age)
+            .filter(|(kept_scope, recorded, _)| {
+                kept_scope == scope && now.saturating_duration_since(*recorded) > age
+            })
             .collect();
-        stale.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.id.cmp(&b.1.id)));
+        stale.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.2.id.cmp(&b.2.id)));
         Ok(stale
             .into_iter()
             .take(limit)
-            .map(|(_, intent)| intent.clone())
+            .map(|(_, _, intent)| intent.clone())
             .collect())
     }
 

@@ -416,10 +416,14 @@ impl Storage for MemoryStorage {
             }
             let outcome = match (write, rows.is_empty()) {
                 (VersionedWrite::Insert(_), false) => return Ok((Versioned::Exists, false)),
-                (
-                    VersionedWrite::Update(_) | VersionedWrite::Delete | VersionedWrite::Stamp,
-                    true,
-                ) => return Ok((Versioned::Missing, false)),
+                (VersionedWrite::Update(_) | VersionedWrite::Delete, true) => {
+                    return Ok((Versioned::Missing, false))
+                }
+                (VersionedWrite::Stamp, true) => {
+                    // A tombstone: a create at or below the version cannot land.
+                    table.versions.insert(text, version);
+                    return Ok((Versioned::Missing, true));
+                }
                 (VersionedWrite::Insert(mut record) | VersionedWrite::Upsert(mut record), true) => {
                     record.insert(key_field.to_owned(), key.clone());
                     table.push(key_field, record);

@@ -27,7 +27,6 @@ use crate::waiters::{self, Listener, Waiters};
 pub struct RedisClock {
     connection: Connection,
     epoch_key: String,
-    intents_zset: String,
     epoch: String,
     channel: String,
     waiters: Arc<Waiters>,
@@ -76,7 +75,6 @@ impl RedisClock {
         )?;
         tracing::debug!(url = %connection.target(), prefix = %connection.prefix(), %epoch, "redis clock connected");
         Ok(Self {
-            intents_zset: connection.key("intents"),
             connection,
             epoch_key,
             epoch,
@@ -148,13 +146,15 @@ impl RedisClock {
         }
         match intent {
             Some(intent) => {
+                let zset = self.intents_zset(intent.scope);
                 invocation
                     .key(self.intent_key(intent.id))
-                    .key(&self.intents_zset)
+                    .key(&zset)
                     .arg("1")
                     .arg(intent.id)
                     .arg(intent.data)
-                    .arg(INTENT_RETENTION.as_millis().to_string());
+                    .arg(INTENT_RETENTION.as_millis().to_string())
+                    .arg(&zset);
             }
             None => {
                 invocation.arg("0");
@@ -166,6 +166,11 @@ impl RedisClock {
         let mut values = self.counters(operation, &all, reply)?;
         let read = values.split_off(increments.len());
         Ok((values, read))
+    }
+
+    /// The zset listing the intents of `scope` by when they were recorded.
+    fn intents_zset(&self, scope: &str) -> String {
+        self.connection.key(&format!("intents:{scope}"))
     }
 
     /// The key of the hash holding intent `id`.
@@ -339,7 +344,6 @@ impl Clock for RedisClock {
     async fn forget(&self, ids: &[String]) -> Result<(), BackendError> {
         for chunk in ids.chunks(500) {
             let mut invocation = scripts::FORGET.prepare_invoke();
-            invocation.key(&self.intents_zset);
             for id in chunk {
                 invocation.key(self.intent_key(id)).arg(id);
             }
@@ -350,13 +354,14 @@ impl Clock for RedisClock {
 
     async fn stale_intents(
         &self,
+        scope: &str,
         age: Duration,
         limit: usize,
     ) -> Result<Vec<RecordedIntent>, BackendError> {
         let mut invocation = scripts::STALE_INTENTS.prepare_invoke();
         invocation
             .key(&self.epoch_key)
-            .key(&self.intents_zset)
+            .key(self.intents_zset(scope))
             .arg(&self.epoch)
             .arg(self.connection.key(INTENT_NAMESPACE))
             .arg(age.as_millis().to_string())

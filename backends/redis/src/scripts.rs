@@ -47,12 +47,14 @@ return redis.call('GET', KEYS[1])
 ///
 /// KEYS[1]: the epoch key; KEYS[2..n+1]: the counters to increment;
 /// KEYS[n+2..n+m+1]: the counters to read; then, with an intent, its hash
-/// and the intents zset. ARGV[1]: the expected epoch; ARGV[2]: n; ARGV[3]:
-/// m; ARGV[4]: `1` with an intent; ARGV[5]: its id; ARGV[6]: its data;
-/// ARGV[7]: how long it is kept, in ms.
+/// and its scope's intents zset. ARGV[1]: the expected epoch; ARGV[2]: n;
+/// ARGV[3]: m; ARGV[4]: `1` with an intent; ARGV[5]: its id; ARGV[6]: its
+/// data; ARGV[7]: how long it is kept, in ms; ARGV[8]: the zset's key, kept
+/// in the hash so forgetting finds it.
 /// Returns the n new values followed by the values read (`'0'` when missing).
-/// The intent hash holds `data`, `ticked` and `read` (comma-separated); the
-/// zset scores each intent id with the server time it was recorded at.
+/// The intent hash holds `data`, `ticked` and `read` (comma-separated) and
+/// `zset`; the zset scores each intent id with the server time it was
+/// recorded at.
 const TAKE_LUA: &str = r"
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return redis.status_reply('STATE_LOST')
@@ -77,7 +79,7 @@ for i = 2, n + 1 do
 end
 if ARGV[4] == '1' and n > 0 then
   local intent = KEYS[n + m + 2]
-  redis.call('HSET', intent, 'data', ARGV[6], 'ticked', table.concat(values, ','), 'read', table.concat(read, ','))
+  redis.call('HSET', intent, 'data', ARGV[6], 'ticked', table.concat(values, ','), 'read', table.concat(read, ','), 'zset', ARGV[8])
   redis.call('PEXPIRE', intent, ARGV[7])
   local now = redis.call('TIME')
   local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
@@ -102,17 +104,18 @@ end
 return redis.call('HMGET', KEYS[2], 'data', 'ticked', 'read')
 ";
 
-/// Forgets intents.
+/// Forgets intents: each hash, and its id in the zset the hash names.
 ///
-/// KEYS[1]: the intents zset; KEYS[2..]: the intent hashes. ARGV: their ids.
+/// KEYS: the intent hashes. ARGV: their ids, in the same order.
 const FORGET_LUA: &str = r"
-for i = 2, #KEYS do
+for i = 1, #KEYS do
+  local zset = redis.call('HGET', KEYS[i], 'zset')
   redis.call('DEL', KEYS[i])
+  if zset then
+    redis.call('ZREM', zset, ARGV[i])
+  end
 end
-for _, id in ipairs(ARGV) do
-  redis.call('ZREM', KEYS[1], id)
-end
-return #ARGV
+return #KEYS
 ";
 
 /// Intents recorded more than an age ago: `{id, data, ticked, read}` lists,

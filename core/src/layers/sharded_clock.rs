@@ -138,6 +138,7 @@ impl Clock for ShardedClock {
                     .zip(data.as_deref())
                     .map(|(intent, data)| IntentRecord {
                         id: intent.id,
+                        scope: intent.scope,
                         data,
                     }),
             })
@@ -164,13 +165,14 @@ impl Clock for ShardedClock {
 
     async fn stale_intents(
         &self,
+        scope: &str,
         age: Duration,
         limit: usize,
     ) -> Result<Vec<RecordedIntent>, BackendError> {
         let mut all = Vec::new();
         for node in &self.nodes {
             all.extend(
-                node.stale_intents(age, limit)
+                node.stale_intents(scope, age, limit)
                     .await?
                     .into_iter()
                     .map(unwrap_intent),

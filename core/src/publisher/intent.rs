@@ -5,7 +5,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::plan::Plan;
-use crate::traits::Record;
 
 /// How a recovery worker finishes a publication whose publisher stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -16,10 +15,9 @@ pub(crate) enum IntentKind {
     /// the transaction off with a `noop` entry.
     Outbox,
     /// Its writes are versioned single-record writes: fence each record at
-    /// the publication's version; a write that landed is published with the
-    /// record as stored, one that did not becomes a `noop`; a create that did
-    /// not land is made from the recorded record (an absent record cannot be
-    /// fenced).
+    /// the publication's version (an absent one with a tombstone); a write
+    /// that landed is published with the record as stored, one that did not
+    /// becomes a `noop`.
     Versioned,
     /// Its writes cannot be fenced (a store without versioned writes, or the
     /// caller's own database): publish the records as stored now.
@@ -36,9 +34,6 @@ pub(crate) enum Recorded {
     /// Nothing: recovery reads the record's state from the storage.
     #[default]
     Nothing,
-    /// The record a create inserts, for recovery to insert when the create
-    /// did not land (an absent record cannot be fenced).
-    Insert(Record),
     /// The attributes to publish as they are (an ephemeral, a sync).
     Attributes(Map<String, Value>),
 }

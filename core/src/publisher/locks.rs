@@ -92,6 +92,26 @@ impl HeldLocks {
         Ok(inherited)
     }
 
+    /// Extends every lock held now; returns whether all were still held
+    /// (false also sets [`lost`](Self::lost)).
+    pub async fn verify(&self) -> bool {
+        for key in self.keys() {
+            match self
+                .rt
+                .lock
+                .extend(&key, &self.owner, self.rt.config.lock_ttl)
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) | Err(_) => {
+                    self.lost.store(true, Ordering::SeqCst);
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
     /// Stops extending the locks and returns the keys held.
     fn surrender(&mut self) -> Vec<String> {
         if let Some(keeper) = self.keeper.take() {

@@ -148,17 +148,35 @@ impl Promiscuous {
 }
 
 /// Publishes a message whose write is done; a failure is reported, and
-/// recovery (or the relay) publishes it later: the write stands.
+/// recovery (or the relay) publishes it later: the write stands. A write
+/// that cannot be fenced and was overtaken by recovery is published again,
+/// as a new publication of its state.
 pub(crate) async fn publish_or_leave(publication: Publication, message: &crate::wire::Message) {
     let rt = publication.runtime().clone();
-    let described = message
-        .operations
-        .iter()
-        .map(|op| format!("{} {} {}", op.operation.as_str(), op.endpoint, op.id))
-        .collect::<Vec<_>>()
-        .join(", ");
-    if let Err(error) = publication.publish(message).await {
-        tracing::warn!(app = %rt.config.app, operations = %described, error = %crate::error::chain(&error), "written but not published yet; recovery publishes it");
-        rt.report(&error);
+    let writes = publication.writes().to_vec();
+    match publication.publish(message).await {
+        Ok(published) if published.overtaken => {
+            tracing::warn!(app = %rt.config.app, "a lock expired during a write that cannot be fenced: its state is published again");
+            let states = writes
+                .into_iter()
+                .zip(&message.operations)
+                .map(|(write, op)| (write, op.attributes.clone().unwrap_or_default()))
+                .collect();
+            let promiscuous = Promiscuous { inner: rt.clone() };
+            if let Err(error) = promiscuous.publish_recorded(states).await {
+                rt.report(&error);
+            }
+        }
+        Ok(_) => {}
+        Err(error) => {
+            let described = message
+                .operations
+                .iter()
+                .map(|op| format!("{} {} {}", op.operation.as_str(), op.endpoint, op.id))
+                .collect::<Vec<_>>()
+                .join(", ");
+            tracing::warn!(app = %rt.config.app, operations = %described, error = %crate::error::chain(&error), "written but not published yet; recovery publishes it");
+            rt.report(&error);
+        }
     }
 }

@@ -26,8 +26,17 @@ use super::{recovery, scope, PendingWrite, Produced};
 use crate::dependency::{lock_key, version_stamp};
 use crate::error::{Error, Result};
 use crate::runtime::Runtime;
-use crate::traits::{IntentRecord, Step};
+use crate::traits::{IntentRecord, Outbox, Step};
 use crate::wire::Message;
+
+/// What [`Publication::publish`] found out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Published {
+    /// A write that cannot be fenced was made while one of its locks had
+    /// expired: recovery may have published the records' older state with
+    /// the same versions, so the state must go out again, with new ones.
+    pub overtaken: bool,
+}
 
 /// One publication: the writes of one message, its locks and its versions.
 ///
@@ -46,6 +55,11 @@ pub(crate) struct Publication {
     inherits: Vec<String>,
     /// The plan, once its versions are taken.
     taken: Option<Plan>,
+    /// Set while the clock step runs: its outcome is unknown until it
+    /// answers (it may have taken the versions and lost the answer).
+    taking: bool,
+    /// The outbox its message is stored in, for an outbox publication.
+    outbox: Option<Arc<dyn Outbox>>,
     settled: bool,
 }
 
@@ -75,6 +89,8 @@ impl Publication {
             recorded: Vec::new(),
             inherits: Vec::new(),
             taken: None,
+            taking: false,
+            outbox: None,
             settled: false,
         })
     }
@@ -83,6 +99,13 @@ impl Publication {
     /// message's id, its outbox entry's intent).
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// Stores its message in `outbox` (an outbox publication): where its
+    /// entry is unclaimed or removed.
+    pub fn with_outbox(mut self, outbox: Option<Arc<dyn Outbox>>) -> Self {
+        self.outbox = outbox;
+        self
     }
 
     /// The runtime it publishes through.
@@ -196,6 +219,7 @@ impl Publication {
         .encode();
         let increments: Vec<String> = plan.increments.iter().map(|k| rt.clock_key(k)).collect();
         let reads: Vec<String> = plan.reads.iter().map(|k| rt.clock_key(k)).collect();
+        self.taking = true;
         let versions = rt
             .clock
             .take(&Step {
@@ -203,12 +227,14 @@ impl Publication {
                 reads: &reads,
                 intent: Some(IntentRecord {
                     id: &self.id,
+                    scope: &rt.config.app,
                     data: &intent,
                 }),
             })
             .await?;
         plan.fill(&versions);
         self.taken = Some(plan);
+        self.taking = false;
         Ok(())
     }
 
@@ -265,23 +291,26 @@ impl Publication {
     /// intent (and the outbox entry). When the broker refuses it, a
     /// publication in an outbox is left to the relay (its entry is unclaimed);
     /// any other is left to recovery, which publishes it from the intent.
-    pub async fn publish(mut self, message: &Message) -> Result<()> {
+    pub async fn publish(mut self, message: &Message) -> Result<Published> {
         let rt = self.rt.clone();
         let endpoints = self
             .taken
             .as_ref()
             .map(|plan| plan.endpoints.clone())
             .unwrap_or_default();
+        // A write that cannot be fenced, made while a lock expired: recovery
+        // may have published the records' older state with these versions.
+        let overtaken = self.kind == IntentKind::Unfenced && !self.locks.verify().await;
         match rt.send(&endpoints, message).await {
             Ok(()) => {
                 for op in &message.operations {
                     scope::record(&op.endpoint, &op.id);
                 }
                 self.settle(true).await;
-                Ok(())
+                Ok(Published { overtaken })
             }
             Err(error) if self.kind == IntentKind::Outbox => {
-                if let Some(outbox) = rt.outbox() {
+                if let Some(outbox) = &self.outbox {
                     if let Err(e) = outbox.unclaim(std::slice::from_ref(&self.id)).await {
                         rt.report(&Error::from(e));
                     }
@@ -323,10 +352,16 @@ impl Publication {
         }
     }
 
-    /// Releases the locks of a publication that took no versions.
+    /// Releases the locks of a publication that took no versions (when its
+    /// clock step failed without an answer, they are left to expire instead:
+    /// the step may have taken versions, which recovery then publishes).
     pub async fn release(mut self) {
         self.settled = true;
-        self.locks.release().await;
+        if self.taking {
+            self.locks.abandon();
+        } else {
+            self.locks.release().await;
+        }
     }
 
     /// Settles the publication now as recovery would (a write failed half
@@ -364,7 +399,7 @@ impl Publication {
         if self.locks.lost() && sent {
             tracing::warn!(publication = %self.id, "a lock of this publication expired while it ran; recovery may have published it too (subscribers recognise the copy)");
         }
-        let outbox = self.kind == IntentKind::Outbox && sent;
+        let outbox = self.outbox.clone().filter(|_| sent);
         self.rt
             .sweeper
             .settled(&self.rt, std::mem::take(&mut self.id), outbox);
@@ -376,8 +411,9 @@ impl Drop for Publication {
         if self.settled {
             return;
         }
-        if self.taken.is_some() {
-            // Stopped after its versions were taken: recovery settles it.
+        if self.taken.is_some() || self.taking {
+            // Stopped after its versions were taken (or maybe taken):
+            // recovery settles it.
             self.locks.abandon();
         } else {
             self.locks.release_later();

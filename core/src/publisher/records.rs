@@ -128,38 +128,36 @@ impl Promiscuous {
         writes: Vec<Write>,
     ) -> Result<Vec<Option<Record>>> {
         let kind = how_to_recover(storage.as_ref());
-        let mut publication = Publication::new(&self.inner, kind)?;
+        let mut publication = Publication::new(&self.inner, kind)?.with_outbox(storage.outbox());
         for write in &writes {
             let recorded = match (&write.attributes, &write.store) {
                 (Attributes::Given(attributes), None) => Recorded::Attributes(attributes.clone()),
-                (_, Some(StoreWrite::Insert(record))) if kind == IntentKind::Versioned => {
-                    Recorded::Insert(record.clone())
-                }
                 _ => Recorded::Nothing,
             };
             publication.push(write.pending.clone(), recorded);
         }
+        if kind == IntentKind::Outbox {
+            return self
+                .write_in_transaction(storage, publication, writes)
+                .await;
+        }
         if let Err(error) = publication.take_versions().await {
             return Err(publication.failed(error));
         }
-        match kind {
-            IntentKind::Outbox => {
-                self.write_in_transaction(storage, publication, writes)
-                    .await
-            }
-            _ => {
-                self.write_one_by_one(storage, publication, writes, kind)
-                    .await
-            }
-        }
+        self.write_one_by_one(storage, publication, writes, kind)
+            .await
     }
 
-    /// Transactions: the writes, their read back and the message in one
-    /// transaction; published after the commit.
+    /// Transactions: the writes and their read back, then the locks and the
+    /// versions, then the message, all in one transaction; published after
+    /// the commit. Writing first, as a database transaction of the SQL
+    /// adapter does, means every writer of a row takes the row's database
+    /// lock before its promiscuous lock: they cannot wait on each other in
+    /// opposite orders.
     async fn write_in_transaction(
         &self,
         storage: Arc<dyn Storage>,
-        publication: Publication,
+        mut publication: Publication,
         writes: Vec<Write>,
     ) -> Result<Vec<Option<Record>>> {
         let staged = async {
@@ -176,7 +174,9 @@ impl Promiscuous {
             for write in &writes {
                 read_back.push(apply_plain(transaction.storage(), write).await?);
             }
-            let message = publication.message(produced(&writes, &read_back)?)?;
+            let produced = produced(&writes, &read_back)?;
+            publication.take_versions().await?;
+            let message = publication.message(produced)?;
             transaction
                 .stage_message(
                     &self.inner.config.app,
@@ -215,8 +215,15 @@ impl Promiscuous {
         kind: IntentKind,
     ) -> Result<Vec<Option<Record>>> {
         let mut read_back = Vec::with_capacity(writes.len());
+        // A record written twice by one publication carries its version
+        // after the first write: the later ones are plain (its lock is held).
+        let mut stamped = std::collections::HashSet::new();
         for (index, write) in writes.iter().enumerate() {
-            let done = if kind == IntentKind::Versioned {
+            let first = stamped.insert((
+                write.pending.definition.model,
+                crate::dependency::id_json(&write.pending.id),
+            ));
+            let done = if kind == IntentKind::Versioned && first {
                 match publication.stamp(index) {
                     Ok(stamp) => {
                         apply_versioned(storage.as_ref(), write, stamp, publication.id()).await
@@ -492,7 +499,7 @@ impl Promiscuous {
     /// publication is durable: should the broker refuse it, or this process
     /// stop before the broker confirmed, recovery publishes the same
     /// attributes (the refusal is reported, not returned).
-    pub(super) async fn publish_recorded(
+    pub(crate) async fn publish_recorded(
         &self,
         writes: Vec<(PendingWrite, serde_json::Map<String, Value>)>,
     ) -> Result<()> {
@@ -514,7 +521,9 @@ impl Promiscuous {
             }
         };
         // Refused by the broker: recovery publishes the recorded attributes.
-        publish_or_leave(publication, &message).await;
+        if let Err(error) = publication.publish(&message).await {
+            self.inner.report(&error);
+        }
         Ok(())
     }
 

@@ -88,7 +88,14 @@ pub(crate) async fn run_pass(rt: &Arc<Runtime>) -> Result<RecoveryPass> {
     let mut pass = RecoveryPass::default();
     let worker = rt.next_owner();
     for endpoint in published_endpoints(&rt.config.app) {
-        let expired = rt.lock.expired(&format!("{endpoint}/"), BATCH).await?;
+        let expired = match rt.lock.expired(&format!("{endpoint}/"), BATCH).await {
+            Ok(expired) => expired,
+            Err(e) => {
+                pass.failed += 1;
+                rt.report(&e.into());
+                continue;
+            }
+        };
         for lock in expired {
             if let Some(publication) = publication_of(&lock.recovery) {
                 match resolve(rt, &publication).await {
@@ -115,10 +122,10 @@ pub(crate) async fn run_pass(rt: &Arc<Runtime>) -> Result<RecoveryPass> {
     }
     let stale = rt
         .clock
-        .stale_intents(rt.config.lock_ttl.saturating_mul(3), BATCH)
+        .stale_intents(&rt.config.app, rt.config.lock_ttl.saturating_mul(3), BATCH)
         .await?;
     for intent in stale {
-        match resolve(rt, &intent.id).await {
+        match resolve_abandoned(rt, &worker, &intent).await {
             Ok(resolution) => count(&mut pass, &resolution),
             Err(error) => {
                 pass.failed += 1;
@@ -132,6 +139,50 @@ pub(crate) async fn run_pass(rt: &Arc<Runtime>) -> Result<RecoveryPass> {
         pass.failed += relayed.failed;
     }
     Ok(pass)
+}
+
+/// Finishes a publication found from its old intent, unless its locks are
+/// still kept alive by its publisher (a write that takes long): the locks
+/// are taken for the time it is finished, so its publisher cannot be in the
+/// middle of it.
+async fn resolve_abandoned(
+    rt: &Arc<Runtime>,
+    worker: &str,
+    intent: &crate::traits::RecordedIntent,
+) -> Result<Resolution> {
+    let Ok(data) = IntentData::decode(&intent.data) else {
+        return resolve(rt, &intent.id).await;
+    };
+    if data.app != rt.config.app {
+        return Ok(Resolution::OtherApp);
+    }
+    let lock_data = super::intent::lock_data(&intent.id, "recovery");
+    let mut taken = Vec::new();
+    let mut alive = false;
+    for key in &data.plan.locks {
+        match rt
+            .lock
+            .try_acquire(key, worker, rt.config.lock_ttl, &lock_data)
+            .await
+        {
+            Ok(Some(_)) => taken.push(key.clone()),
+            Ok(None) => {
+                alive = true;
+                break;
+            }
+            Err(e) => {
+                super::locks::release_all(rt, &taken, worker).await;
+                return Err(e.into());
+            }
+        }
+    }
+    let resolved = if alive {
+        Ok(Resolution::Settled)
+    } else {
+        resolve(rt, &intent.id).await
+    };
+    super::locks::release_all(rt, &taken, worker).await;
+    resolved
 }
 
 fn count(pass: &mut RecoveryPass, resolution: &Resolution) {
@@ -210,8 +261,15 @@ fn resolve_chain<'a>(
     })
 }
 
-/// After its message is out: the inherited publications, then forgetting it.
-async fn settle(rt: &Arc<Runtime>, id: &str, intent: &IntentData, depth: usize, outcome: &str) {
+/// After its message is out: the inherited publications, then forgetting
+/// it; returns whether it was forgotten.
+async fn settle(
+    rt: &Arc<Runtime>,
+    id: &str,
+    intent: &IntentData,
+    depth: usize,
+    outcome: &str,
+) -> bool {
     if depth < MAX_INHERITED_DEPTH {
         for inherited in &intent.inherits {
             if let Err(error) = resolve_chain(rt, inherited, depth + 1).await {
@@ -219,14 +277,18 @@ async fn settle(rt: &Arc<Runtime>, id: &str, intent: &IntentData, depth: usize, 
             }
         }
     }
-    if let Err(e) = rt.clock.forget(&[id.to_owned()]).await {
-        rt.report(&Error::from(e));
-    }
     rt.report(&Error::PublicationRecovered {
         publication: id.to_owned(),
         app: intent.app.clone(),
         outcome: outcome.to_owned(),
     });
+    match rt.clock.forget(&[id.to_owned()]).await {
+        Ok(()) => true,
+        Err(e) => {
+            rt.report(&Error::from(e));
+            false
+        }
+    }
 }
 
 /// An outbox publication: its entry if its transaction committed, else the
@@ -266,8 +328,11 @@ async fn finish_outbox(
     };
     let decoded = crate::wire::Message::decode(&payload)?;
     rt.send(endpoints, &decoded).await?;
-    outbox.remove(&[id.to_owned()]).await?;
-    settle(rt, id, intent, 0, &outcome).await;
+    // Forgotten before the entry is removed: an entry left without its
+    // intent is only relayed again, never fenced.
+    if settle(rt, id, intent, 0, &outcome).await {
+        outbox.remove(&[id.to_owned()]).await?;
+    }
     Ok(outcome)
 }
 
@@ -324,7 +389,8 @@ async fn read_back(rt: &Runtime, model: &str, key: &Value) -> Result<Option<Reco
 
 /// Versioned writes: fence each record at the publication's version; what
 /// landed is published as stored, what did not becomes a noop (a create
-/// that did not land is made from its recorded record).
+/// that did not land leaves a tombstone at its version, so it can no longer
+/// land either).
 async fn finish_versioned(
     rt: &Arc<Runtime>,
     intent: &IntentData,
@@ -343,22 +409,18 @@ async fn finish_versioned(
         }
         let finished = match op.operation {
             OperationKind::Create => {
-                let record = match recorded {
-                    Recorded::Insert(record) => record,
-                    _ => Record::new(),
-                };
                 match storage
-                    .write_versioned(model, &op.id, VersionedWrite::Insert(record.clone()), stamp)
+                    .write_versioned(model, &op.id, VersionedWrite::Stamp, stamp)
                     .await?
                 {
-                    Versioned::Written => {
-                        with_attributes(op, attributes_of(rt, model, op, &record)?)
-                    }
+                    // At or past its version: the create landed if the record is there.
                     Versioned::Stale { .. } => match read_back(rt, model, &op.id).await? {
                         Some(stored) => with_attributes(op, attributes_of(rt, model, op, &stored)?),
                         None => noop(op),
                     },
-                    Versioned::Exists | Versioned::Missing => noop(op),
+                    // Absent: fenced by a tombstone at its version, it can no longer land.
+                    // Present with an older version: not this create's record.
+                    Versioned::Missing | Versioned::Written | Versioned::Exists => noop(op),
                 }
             }
             OperationKind::Update => {

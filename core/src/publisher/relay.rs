@@ -131,17 +131,15 @@ impl Relay {
                 let endpoints = endpoints_of(&message);
                 match self.rt.send(&endpoints, &message).await {
                     Ok(()) => {
+                        // The intent first: an entry without its intent is
+                        // only relayed again, never fenced.
+                        self.rt
+                            .clock
+                            .forget(std::slice::from_ref(&entry.intent))
+                            .await?;
                         self.outbox
                             .remove(std::slice::from_ref(&entry.intent))
                             .await?;
-                        if let Err(e) = self
-                            .rt
-                            .clock
-                            .forget(std::slice::from_ref(&entry.intent))
-                            .await
-                        {
-                            self.rt.report(&Error::from(e));
-                        }
                         pass.published += 1;
                         tracing::info!(app = %app, outbox_entry = %entry.id, publication = %entry.intent, "relayed a message left in the outbox");
                     }

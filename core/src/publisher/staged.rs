@@ -81,9 +81,10 @@ impl Promiscuous {
     /// Starts staging the writes of a database transaction that stores its
     /// message in `outbox`; see [`Staged`].
     pub fn stage(&self, outbox: std::sync::Arc<dyn Outbox>) -> Result<Staged> {
-        self.inner.attach_outbox(outbox);
+        self.inner.attach_outbox(outbox.clone());
         Ok(Staged {
-            publication: Publication::new(&self.inner, IntentKind::Outbox)?,
+            publication: Publication::new(&self.inner, IntentKind::Outbox)?
+                .with_outbox(Some(outbox)),
             produced: Vec::new(),
         })
     }
@@ -146,7 +147,7 @@ impl Staged {
     /// unclaimed in the outbox, where the relay finds it at once.
     pub async fn publish(self, prepared: &Prepared) -> Result<()> {
         let Staged { publication, .. } = self;
-        publication.publish(&prepared.message).await
+        publication.publish(&prepared.message).await.map(|_| ())
     }
 
     /// Gives the transaction up (it rolled back): publishes a noop when

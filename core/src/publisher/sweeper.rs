@@ -7,12 +7,16 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::error::Error;
 use crate::runtime::Runtime;
+use crate::traits::Outbox;
 
 /// Publications forgotten per batch at most.
 const BATCH: usize = 500;
 
 enum Request {
-    Settled { publication: String, outbox: bool },
+    Settled {
+        publication: String,
+        outbox: Option<Arc<dyn Outbox>>,
+    },
     Flush(oneshot::Sender<()>),
 }
 
@@ -36,7 +40,7 @@ impl Sweeper {
     }
 
     /// Queues a publication whose message is out.
-    pub fn settled(&self, rt: &Arc<Runtime>, publication: String, outbox: bool) {
+    pub fn settled(&self, rt: &Arc<Runtime>, publication: String, outbox: Option<Arc<dyn Outbox>>) {
         // The task ends only when the runtime is gone, so sending succeeds.
         let _ = self.queue(rt).send(Request::Settled {
             publication,
@@ -56,7 +60,8 @@ impl Sweeper {
 async fn sweep(rt: Weak<Runtime>, mut requests: mpsc::UnboundedReceiver<Request>) {
     while let Some(first) = requests.recv().await {
         let mut intents = Vec::new();
-        let mut entries = Vec::new();
+        // Per outbox (by identity), the entries to remove.
+        let mut entries: Vec<(Arc<dyn Outbox>, Vec<String>)> = Vec::new();
         let mut flushes = Vec::new();
         let mut next = Some(first);
         while let Some(request) = next.take() {
@@ -65,8 +70,11 @@ async fn sweep(rt: Weak<Runtime>, mut requests: mpsc::UnboundedReceiver<Request>
                     publication,
                     outbox,
                 } => {
-                    if outbox {
-                        entries.push(publication.clone());
+                    if let Some(outbox) = outbox {
+                        match entries.iter_mut().find(|(o, _)| Arc::ptr_eq(o, &outbox)) {
+                            Some((_, ids)) => ids.push(publication.clone()),
+                            None => entries.push((outbox, vec![publication.clone()])),
+                        }
                     }
                     intents.push(publication);
                 }
@@ -79,17 +87,19 @@ async fn sweep(rt: Weak<Runtime>, mut requests: mpsc::UnboundedReceiver<Request>
         let Some(rt) = rt.upgrade() else {
             return;
         };
-        if !entries.is_empty() {
-            if let Some(outbox) = rt.outbox() {
-                if let Err(e) = outbox.remove(&entries).await {
-                    // Harmless: the relay publishes them again, subscribers ack the copies.
-                    rt.report(&Error::from(e));
-                }
-            }
-        }
+        // Forgotten first: an entry left without its intent is only
+        // relayed again (a duplicate); an intent left without its entry
+        // would be fenced with a noop over a message already out.
         if !intents.is_empty() {
             if let Err(e) = rt.clock.forget(&intents).await {
-                // Harmless: recovery finds them settled (or the clock drops them).
+                // Kept: recovery finds them settled later (or the clock drops them).
+                rt.report(&Error::from(e));
+                entries.clear();
+            }
+        }
+        for (outbox, ids) in entries {
+            if let Err(e) = outbox.remove(&ids).await {
+                // Harmless: the relay publishes them again, subscribers ack the copies.
                 rt.report(&Error::from(e));
             }
         }

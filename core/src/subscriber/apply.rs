@@ -69,6 +69,9 @@ pub(crate) async fn apply(
     let mut after_commit = Vec::new();
     // Counted once committed: a rolled-back attempt applied nothing.
     let mut outcomes = Vec::with_capacity(ops.len());
+    // A record written twice by one message carries the message's version
+    // after the first write: the later writes are not conditioned on it.
+    let mut written = std::collections::HashSet::new();
     for (index, (op, handler)) in ops.iter().zip(handlers).enumerate() {
         if op.operation == OperationKind::Noop || gates.already_applied(index, values) {
             outcomes.push(Applied::Nothing);
@@ -79,7 +82,11 @@ pub(crate) async fn apply(
             outcomes.push(Applied::Nothing);
             continue;
         };
-        let ordered = rt.config.mode != crate::Mode::Unordered;
+        let first = written.insert((
+            handler.definition().model,
+            crate::dependency::id_json(&op.id),
+        ));
+        let ordered = rt.config.mode != crate::Mode::Unordered && first;
         let outcome = handler.apply(storage, message, op, ordered).await?;
         outcomes.push(outcome.applied);
         after_commit.extend(outcome.after_commit);

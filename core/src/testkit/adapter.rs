@@ -78,8 +78,10 @@ pub struct SuiteReplica {
     pub n: i64,
 }
 
-/// Committed changes: (publisher app, record id, endpoint version).
-static COMMITTED: Mutex<Vec<(String, i64, u64)>> = Mutex::new(Vec::new());
+/// Committed changes: (publisher app, record id, endpoint version, the
+/// operation and the state it left: one message may change a record twice).
+type Committed = (String, i64, u64, String);
+static COMMITTED: Mutex<Vec<Committed>> = Mutex::new(Vec::new());
 
 #[async_trait]
 impl Callbacks for SuiteReplica {
@@ -88,7 +90,12 @@ impl Callbacks for SuiteReplica {
         COMMITTED
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .push((ctx.app.clone(), self.id, version));
+            .push((
+                ctx.app.clone(),
+                self.id,
+                version,
+                format!("{} {} {}", ctx.operation.as_str(), self.name, self.n),
+            ));
         Ok(())
     }
 }
@@ -100,8 +107,8 @@ fn applied_twice(app: &str) -> Vec<(i64, u64)> {
     committed
         .iter()
         .filter(|(a, ..)| a == app)
-        .filter(|(_, id, version)| !seen.insert((*id, *version)))
-        .map(|(_, id, version)| (*id, *version))
+        .filter(|(_, id, version, change)| !seen.insert((*id, *version, change.clone())))
+        .map(|(_, id, version, _)| (*id, *version))
         .collect()
 }
 
@@ -315,14 +322,22 @@ pub async fn publish_then_replicate(fixture: &dyn AdapterFixture) {
     tx.create(&item(4, "fourth", 40))
         .expect("transaction create");
     tx.commit().await.expect("transaction");
-    env.converge("after creates, updates, a destroy and a transaction")
+    let mut tx = p.transaction();
+    tx.create(&item(5, "fifth", 5)).expect("transaction create");
+    tx.update(&item(5, "fifth, twice", 55))
+        .expect("transaction update of the same record");
+    tx.commit()
+        .await
+        .expect("a transaction writing one record twice");
+    env.converge("after creates, updates, a destroy and transactions")
         .await;
     assert_eq!(
         items(env.replica.as_ref(), SUBSCRIBER_MODEL).await,
         [
             (1, ("first".to_owned(), 10)),
             (2, ("second".to_owned(), 20)),
-            (4, ("fourth".to_owned(), 40))
+            (4, ("fourth".to_owned(), 40)),
+            (5, ("fifth, twice".to_owned(), 55)),
         ]
         .into(),
     );

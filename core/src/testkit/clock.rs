@@ -96,7 +96,11 @@ async fn take(
     let step = Step {
         increments,
         reads,
-        intent: intent.map(|(id, data)| IntentRecord { id, data }),
+        intent: intent.map(|(id, data)| IntentRecord {
+            id,
+            scope: "testkit",
+            data,
+        }),
     };
     match tokio::time::timeout(PATIENCE, clock.take(&step)).await {
         Ok(Ok(versions)) => versions,
@@ -198,7 +202,7 @@ pub async fn stale_intents_are_listed_until_forgotten(clock: &dyn Clock) {
     take(clock, &keys, &[], Some((&id, b"{}"))).await;
     let listed = |intents: Vec<RecordedIntent>| intents.iter().any(|i| i.id == id);
     let fresh = clock
-        .stale_intents(Duration::from_secs(3600), 10_000)
+        .stale_intents("testkit", Duration::from_secs(3600), 10_000)
         .await
         .expect("stale_intents");
     assert!(
@@ -208,7 +212,7 @@ pub async fn stale_intents_are_listed_until_forgotten(clock: &dyn Clock) {
     );
     tokio::time::sleep(Duration::from_millis(20)).await;
     let stale = clock
-        .stale_intents(Duration::from_millis(5), 10_000)
+        .stale_intents("testkit", Duration::from_millis(5), 10_000)
         .await
         .expect("stale_intents");
     assert!(
@@ -221,7 +225,7 @@ pub async fn stale_intents_are_listed_until_forgotten(clock: &dyn Clock) {
         .await
         .expect("forget");
     let after = clock
-        .stale_intents(Duration::from_millis(5), 10_000)
+        .stale_intents("testkit", Duration::from_millis(5), 10_000)
         .await
         .expect("stale_intents");
     assert!(

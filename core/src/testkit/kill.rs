@@ -217,11 +217,15 @@ impl Clock for KillableClock {
     }
     async fn stale_intents(
         &self,
+        scope: &str,
         age: Duration,
         limit: usize,
     ) -> Result<Vec<RecordedIntent>, BackendError> {
         self.process
-            .call("clock.stale_intents", self.inner.stale_intents(age, limit))
+            .call(
+                "clock.stale_intents",
+                self.inner.stale_intents(scope, age, limit),
+            )
             .await
     }
     async fn advance(&self, targets: &[(String, u64)]) -> Result<(), BackendError> {

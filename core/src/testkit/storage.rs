@@ -773,9 +773,14 @@ pub async fn versioned_writes_apply_only_over_older_versions(fixture: &dyn Stora
         "{name}: update of a missing record"
     );
     assert_eq!(
-        versioned(storage, &model, 1, Stamp, 1).await,
+        versioned(storage, &model, 1, Stamp, 2).await,
         Versioned::Missing,
         "{name}: stamp of a missing record"
+    );
+    assert_eq!(
+        versioned(storage, &model, 1, Insert(ada()), 2).await,
+        Versioned::Stale { stored: 2 },
+        "{name}: the stamp of a missing record leaves a tombstone that fences a create at its version"
     );
     assert_eq!(
         versioned(storage, &model, 1, Insert(ada()), 5).await,

@@ -20,6 +20,9 @@ pub const INTENT_RETENTION: Duration = Duration::from_secs(24 * 3600);
 pub struct IntentRecord<'a> {
     /// The publication's id.
     pub id: &'a str,
+    /// Whose it is (the publishing app): [`Clock::stale_intents`] lists one
+    /// scope's, so apps sharing a clock do not see each other's.
+    pub scope: &'a str,
     /// Opaque to the clock: the publication's plan (see `publisher::intent`).
     pub data: &'a [u8],
 }
@@ -102,11 +105,12 @@ pub trait Clock: Send + Sync + Debug + 'static {
     /// Forgets the intents of settled publications; unknown ids are ignored.
     async fn forget(&self, ids: &[String]) -> Result<(), BackendError>;
 
-    /// Intents recorded more than `age` ago and not forgotten, oldest first,
-    /// at most `limit`: publications whose publisher stopped, found even
-    /// when no expired lock names them.
+    /// Intents of `scope` recorded more than `age` ago and not forgotten,
+    /// oldest first, at most `limit`: publications whose publisher stopped,
+    /// found even when no expired lock names them.
     async fn stale_intents(
         &self,
+        scope: &str,
         age: Duration,
         limit: usize,
     ) -> Result<Vec<RecordedIntent>, BackendError>;

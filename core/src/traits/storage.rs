@@ -115,7 +115,9 @@ pub enum VersionedWrite {
     /// Deletes the record.
     Delete,
     /// Only raises the record's version: fences out a write with a version
-    /// at or below it that has not landed yet.
+    /// at or below it that has not landed yet. On an absent record it leaves
+    /// a tombstone at the version (and answers [`Versioned::Missing`]), so a
+    /// create at or below it cannot land either.
     Stamp,
 }
 
@@ -130,7 +132,8 @@ pub enum Versioned {
         /// The version stored with the record.
         stored: u64,
     },
-    /// Nothing changed: an update, delete or stamp found no record.
+    /// An update or delete found no record (nothing changed), or a stamp
+    /// found none (a tombstone now holds the version).
     Missing,
     /// Nothing changed: an insert found a record with an older version.
     Exists,
@@ -232,8 +235,8 @@ pub trait Storage: Send + Sync + Debug + 'static {
     /// `versioned_writes`): a record never written this way has version 0;
     /// two writers racing on one record cannot both succeed with versions
     /// out of order; a deleted record keeps its version (a tombstone), so a
-    /// stale write cannot bring it back. The default refuses: the store has
-    /// no versioned writes.
+    /// stale write cannot bring it back, and a stamp of an absent record
+    /// leaves one. The default refuses: the store has no versioned writes.
     async fn write_versioned(
         &self,
         model: &str,
