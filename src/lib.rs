@@ -6,9 +6,13 @@
 //! models it publishes; every create, update and destroy travels through a
 //! broker to every *subscriber* app interested in it, which replays it into
 //! its own storage or runs callbacks, and **never sees updates of a record out
-//! of order**: version counters (in Redis, or memory) order the operations,
-//! duplicates are recognised, and a lost operation is skipped after a timeout
-//! instead of blocking forever.
+//! of order**: version counters (in Redis, or memory) order the operations and
+//! duplicates are recognised. A publisher killed at any point loses nothing:
+//! every way of publishing runs one protocol whose intent is durable before
+//! its write can be seen, and the recovery worker of any process of the app
+//! finishes what a stopped publisher left (see `docs/ordering.md`), so a
+//! subscriber waits for a missing operation, with alerts, and never skips one
+//! by itself.
 //!
 //! ## Backends
 //!

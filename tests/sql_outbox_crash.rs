@@ -308,6 +308,29 @@ impl Deployment {
         users
     }
 
+    /// Waits until the subscriber's users equal the publisher's, each of the
+    /// `writes` applied once and nothing skipped; stops the worker.
+    async fn ends_equal(&self, worker: &mut promiscuous::Worker, writes: u64) {
+        let expected = self.source_users().await;
+        let equal = eventually(Duration::from_secs(40), || async {
+            self.users(&self.replica).await == expected
+        })
+        .await;
+        assert!(
+            equal,
+            "the subscriber ends equal: {:?} vs {expected:?}; {:?}",
+            self.users(&self.replica).await,
+            worker.stats()
+        );
+        let stats = worker.stats();
+        assert_eq!(
+            (stats.applied, stats.recovered, stats.failed),
+            (writes, 0, 0),
+            "each write applied once, in order; nothing skipped: {stats:?}"
+        );
+        worker.shutdown().await;
+    }
+
     async fn source_users(&self) -> Vec<(i64, String)> {
         let mut users: Vec<(i64, String)> = user::Entity::find()
             .all(self.source.connection())
@@ -360,23 +383,7 @@ async fn a_publisher_killed_after_commit_loses_nothing_with_default_settings() {
         .update(edit)
         .await
         .expect("the update waits for the lock, then goes on");
-    let expected = deployment.source_users().await;
-    assert!(
-        eventually(Duration::from_secs(40), || async {
-            deployment.users(&deployment.replica).await == expected
-        })
-        .await,
-        "the subscriber ends equal: {:?} vs {expected:?}; {:?}",
-        deployment.users(&deployment.replica).await,
-        worker.stats()
-    );
-    let stats = worker.stats();
-    assert_eq!(
-        (stats.applied, stats.recovered, stats.failed),
-        (2, 0, 0),
-        "the create, then the update, each once; nothing skipped: {stats:?}"
-    );
-    worker.shutdown().await;
+    deployment.ends_equal(&mut worker, 2).await;
 }
 
 /// RabbitMQ, except that the first publishes are refused.
@@ -455,21 +462,5 @@ async fn a_refused_publish_loses_nothing_with_default_settings() {
         publisher.insert(new_user("cy")).await.unwrap();
     })
     .await;
-    let expected = deployment.source_users().await;
-    assert!(
-        eventually(Duration::from_secs(40), || async {
-            deployment.users(&deployment.replica).await == expected
-        })
-        .await,
-        "the subscriber ends equal: {:?} vs {expected:?}; {:?}",
-        deployment.users(&deployment.replica).await,
-        worker.stats()
-    );
-    let stats = worker.stats();
-    assert_eq!(
-        (stats.applied, stats.recovered, stats.failed),
-        (3, 0, 0),
-        "each write applied once, in order; nothing skipped: {stats:?}"
-    );
-    worker.shutdown().await;
+    deployment.ends_equal(&mut worker, 3).await;
 }

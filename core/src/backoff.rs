@@ -65,37 +65,16 @@ mod tests {
     #[test]
     fn doubles_up_to_the_cap_and_never_ends() {
         let secs = Duration::from_secs;
-        assert_eq!(
-            first(7, secs(2), secs(30)),
-            [
-                secs(2),
-                secs(4),
-                secs(8),
-                secs(16),
-                secs(30),
-                secs(30),
-                secs(30)
-            ]
-        );
+        let expected = [2, 4, 8, 16, 30, 30, 30].map(secs);
+        assert_eq!(first(7, secs(2), secs(30)), expected);
         assert_eq!(exponential(secs(2), secs(30)).nth(10_000), Some(secs(30)));
     }
 
     #[test]
     fn sub_second_pauses_are_exact() {
         let ms = Duration::from_millis;
-        assert_eq!(
-            first(8, ms(100), ms(5_000)),
-            [
-                ms(100),
-                ms(200),
-                ms(400),
-                ms(800),
-                ms(1_600),
-                ms(3_200),
-                ms(5_000),
-                ms(5_000)
-            ]
-        );
+        let expected = [100, 200, 400, 800, 1_600, 3_200, 5_000, 5_000].map(ms);
+        assert_eq!(first(8, ms(100), ms(5_000)), expected);
         assert_eq!(first(3, ms(20), ms(50)), [ms(20), ms(40), ms(50)]);
     }
 

@@ -154,6 +154,19 @@ impl fmt::Debug for Config {
     }
 }
 
+/// Builder methods that set one field to the value given, each with its doc.
+macro_rules! setters {
+    ($($(#[$doc:meta])* $name:ident: $type:ty;)*) => {
+        $(
+            $(#[$doc])*
+            pub fn $name(mut self, $name: $type) -> Self {
+                self.$name = $name;
+                self
+            }
+        )*
+    };
+}
+
 /// Builds a [`Promiscuous`] instance; see [`Promiscuous::configure`].
 ///
 /// Every setting has a default (documented on [`Config`]); URLs come from
@@ -316,55 +329,6 @@ impl ConfigBuilder {
         self
     }
 
-    /// The ordering mode of the worker.
-    pub fn mode(mut self, mode: Mode) -> Self {
-        self.mode = mode;
-        self
-    }
-
-    /// How many unacknowledged messages the worker may hold (1 to 65535).
-    pub fn prefetch(mut self, prefetch: u16) -> Self {
-        self.prefetch = prefetch;
-        self
-    }
-
-    /// How many operations the worker applies concurrently (at least 1).
-    pub fn runners(mut self, runners: usize) -> Self {
-        self.runners = runners;
-        self
-    }
-
-    /// How many counters per endpoint record ids hash into (at least 1).
-    pub fn hash_size(mut self, hash_size: u64) -> Self {
-        self.hash_size = hash_size;
-        self
-    }
-
-    /// The generation of the version counters.
-    pub fn generation(mut self, generation: u64) -> Self {
-        self.generation = generation;
-        self
-    }
-
-    /// How long an unreleased publisher lock lives.
-    pub fn lock_ttl(mut self, ttl: Duration) -> Self {
-        self.lock_ttl = ttl;
-        self
-    }
-
-    /// How long a publisher waits for a busy lock.
-    pub fn lock_timeout(mut self, timeout: Duration) -> Self {
-        self.lock_timeout = timeout;
-        self
-    }
-
-    /// How long the worker waits for a missing operation before alerting
-    /// (it keeps waiting, and alerts again every `timeout`).
-    pub fn recovery_timeout(mut self, timeout: Duration) -> Self {
-        self.recovery_timeout = timeout;
-        self
-    }
-
     /// Skips a missing operation after waiting `after`, reporting each skip
     /// as [`Error::Recover`]. Off by default: a subscriber never skips an
     /// operation that may still arrive unless told to. Meant for a subscriber
@@ -372,24 +336,6 @@ impl ConfigBuilder {
     /// operation carried is lost for it.
     pub fn skip_missing_after(mut self, after: Duration) -> Self {
         self.skip_missing_after = Some(after);
-        self
-    }
-
-    /// Attempts at processing a message before it is dead-lettered (at least 1).
-    pub fn max_attempts(mut self, attempts: u32) -> Self {
-        self.max_attempts = attempts;
-        self
-    }
-
-    /// Delay before the first retry of a failed message.
-    pub fn retry_backoff(mut self, delay: Duration) -> Self {
-        self.retry_backoff = delay;
-        self
-    }
-
-    /// How long a worker's shutdown waits for operations being applied.
-    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
-        self.shutdown_timeout = timeout;
         self
     }
 
@@ -409,12 +355,34 @@ impl ConfigBuilder {
         self
     }
 
-    /// How long a writer keeps its own outbox entry before the relay may
-    /// publish it instead (default 30 s): longer than the broker may take to
-    /// confirm.
-    pub fn outbox_claim(mut self, claim: Duration) -> Self {
-        self.outbox_claim = claim;
-        self
+    setters! {
+        /// The ordering mode of the worker.
+        mode: Mode;
+        /// How many unacknowledged messages the worker may hold (1 to 65535).
+        prefetch: u16;
+        /// How many operations the worker applies concurrently (at least 1).
+        runners: usize;
+        /// How many counters per endpoint record ids hash into (at least 1).
+        hash_size: u64;
+        /// The generation of the version counters.
+        generation: u64;
+        /// How long an unreleased publisher lock lives.
+        lock_ttl: Duration;
+        /// How long a publisher waits for a busy lock.
+        lock_timeout: Duration;
+        /// How long the worker waits for a missing operation before alerting
+        /// (it keeps waiting, and alerts again every `timeout`).
+        recovery_timeout: Duration;
+        /// Attempts at processing a message before it is dead-lettered (at least 1).
+        max_attempts: u32;
+        /// Delay before the first retry of a failed message.
+        retry_backoff: Duration;
+        /// How long a worker's shutdown waits for operations being applied.
+        shutdown_timeout: Duration;
+        /// How long a writer keeps its own outbox entry before the relay may
+        /// publish it instead (default 30 s): longer than the broker may take to
+        /// confirm.
+        outbox_claim: Duration;
     }
 
     /// The host name sent in messages.

@@ -15,6 +15,14 @@ use promiscuous_core::wire::EndpointPattern;
 use promiscuous_core::BackendError;
 use tokio::sync::Notify;
 
+/// What the in-process broker does: it delivers, redelivers and delays, in memory.
+const CAPABILITIES: BrokerCapabilities = BrokerCapabilities {
+    delivers: true,
+    redelivers_on_nack: true,
+    delayed_retry: true,
+    persistent: false,
+};
+
 const NAME: &str = "in-process";
 
 /// A broker living in the process.
@@ -170,12 +178,7 @@ impl Broker for InProcessBroker {
     }
 
     fn capabilities(&self) -> BrokerCapabilities {
-        BrokerCapabilities {
-            delivers: true,
-            redelivers_on_nack: true,
-            delayed_retry: true,
-            persistent: false,
-        }
+        CAPABILITIES
     }
 
     async fn publish(&self, endpoint: &str, payload: &[u8]) -> Result<(), BackendError> {

@@ -8,6 +8,14 @@ use promiscuous_core::wire::{Message, WireError};
 use promiscuous_core::BackendError;
 use tokio::sync::watch;
 
+/// What the Null broker does: it records, and delivers nothing.
+const CAPABILITIES: BrokerCapabilities = BrokerCapabilities {
+    delivers: false,
+    redelivers_on_nack: false,
+    delayed_retry: false,
+    persistent: false,
+};
+
 const NAME: &str = "null";
 
 /// One message accepted by a [`NullBroker`].
@@ -102,12 +110,7 @@ impl Broker for NullBroker {
     }
 
     fn capabilities(&self) -> BrokerCapabilities {
-        BrokerCapabilities {
-            delivers: false,
-            redelivers_on_nack: false,
-            delayed_retry: false,
-            persistent: false,
-        }
+        CAPABILITIES
     }
 
     async fn publish(&self, endpoint: &str, payload: &[u8]) -> Result<(), BackendError> {

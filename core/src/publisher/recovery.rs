@@ -407,50 +407,25 @@ async fn finish_versioned(
             out.push(as_recorded(op, attributes));
             continue;
         }
-        let finished = match op.operation {
-            OperationKind::Create => {
-                match storage
-                    .write_versioned(model, &op.id, VersionedWrite::Stamp, stamp)
-                    .await?
-                {
-                    // At or past its version: the create landed if the record is there.
-                    Versioned::Stale { .. } => match read_back(rt, model, &op.id).await? {
-                        Some(stored) => with_attributes(op, attributes_of(rt, model, op, &stored)?),
-                        None => noop(op),
-                    },
-                    // Absent: fenced by a tombstone at its version, it can no longer land.
-                    // Present with an older version: not this create's record.
-                    Versioned::Missing | Versioned::Written | Versioned::Exists => noop(op),
-                }
-            }
-            OperationKind::Update => {
-                match storage
-                    .write_versioned(model, &op.id, VersionedWrite::Stamp, stamp)
-                    .await?
-                {
-                    Versioned::Stale { .. } => match read_back(rt, model, &op.id).await? {
-                        Some(stored) => with_attributes(op, attributes_of(rt, model, op, &stored)?),
-                        None => noop(op),
-                    },
-                    Versioned::Written | Versioned::Missing | Versioned::Exists => noop(op),
-                }
-            }
-            OperationKind::Destroy => {
-                match storage
-                    .write_versioned(model, &op.id, VersionedWrite::Stamp, stamp)
-                    .await?
-                {
-                    Versioned::Missing => op.clone(),
-                    // At or past its version: the destroy landed if the
-                    // record is gone (a store keeping tombstones says so).
-                    Versioned::Stale { .. } => match read_back(rt, model, &op.id).await? {
-                        None => op.clone(),
-                        Some(_) => noop(op),
-                    },
-                    Versioned::Written | Versioned::Exists => noop(op),
-                }
-            }
-            OperationKind::Noop => noop(op),
+        if op.operation == OperationKind::Noop {
+            out.push(noop(op));
+            continue;
+        }
+        let fenced = storage
+            .write_versioned(model, &op.id, VersionedWrite::Stamp, stamp)
+            .await?;
+        let finished = match (op.operation, fenced) {
+            // At or past its version: the write landed; the record says what it left.
+            (kind, Versioned::Stale { .. }) => match (kind, read_back(rt, model, &op.id).await?) {
+                (OperationKind::Destroy, None) => op.clone(),
+                (OperationKind::Destroy, Some(_)) | (_, None) => noop(op),
+                (_, Some(stored)) => with_attributes(op, attributes_of(rt, model, op, &stored)?),
+            },
+            // Absent: the destroy had landed.
+            (OperationKind::Destroy, Versioned::Missing) => op.clone(),
+            // Fenced now (an absent record by a tombstone): it can no longer
+            // land. A present record with an older version is not a create's.
+            _ => noop(op),
         };
         out.push(finished);
     }

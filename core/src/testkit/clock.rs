@@ -15,44 +15,35 @@ fn keys(prefix: &str, count: usize) -> Vec<String> {
     (0..count).map(|i| format!("{base}#{i}")).collect()
 }
 
-async fn tick(clock: &dyn Clock, keys: &[String]) -> Vec<u64> {
-    match tokio::time::timeout(PATIENCE, clock.tick(keys)).await {
+/// One value per key from `call` (`tick` or `read`), within [`PATIENCE`].
+async fn values(
+    clock: &dyn Clock,
+    call: &str,
+    keys: &[String],
+    answer: impl std::future::Future<Output = Result<Vec<u64>, crate::BackendError>>,
+) -> Vec<u64> {
+    let name = clock.name();
+    match tokio::time::timeout(PATIENCE, answer).await {
         Ok(Ok(values)) => {
+            let count = keys.len();
             assert_eq!(
                 values.len(),
-                keys.len(),
-                "{}: tick returned {values:?} for {} keys",
-                clock.name(),
-                keys.len()
+                count,
+                "{name}: {call} returned {values:?} for {count} keys"
             );
             values
         }
-        Ok(Err(e)) => panic!("{}: tick {keys:?} failed: {e}", clock.name()),
-        Err(_) => panic!(
-            "{}: tick {keys:?} did not return within {PATIENCE:?}",
-            clock.name()
-        ),
+        Ok(Err(e)) => panic!("{name}: {call} {keys:?} failed: {e}"),
+        Err(_) => panic!("{name}: {call} {keys:?} did not return within {PATIENCE:?}"),
     }
 }
 
+async fn tick(clock: &dyn Clock, keys: &[String]) -> Vec<u64> {
+    values(clock, "tick", keys, clock.tick(keys)).await
+}
+
 async fn read(clock: &dyn Clock, keys: &[String]) -> Vec<u64> {
-    match tokio::time::timeout(PATIENCE, clock.read(keys)).await {
-        Ok(Ok(values)) => {
-            assert_eq!(
-                values.len(),
-                keys.len(),
-                "{}: read returned {values:?} for {} keys",
-                clock.name(),
-                keys.len()
-            );
-            values
-        }
-        Ok(Err(e)) => panic!("{}: read {keys:?} failed: {e}", clock.name()),
-        Err(_) => panic!(
-            "{}: read {keys:?} did not return within {PATIENCE:?}",
-            clock.name()
-        ),
-    }
+    values(clock, "read", keys, clock.read(keys)).await
 }
 
 async fn advance(clock: &dyn Clock, targets: &[(String, u64)]) {

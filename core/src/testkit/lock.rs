@@ -84,47 +84,42 @@ pub async fn held_lock_refuses_others(lock: &dyn Lock) {
     assert!(release(lock, &key, "owner-a").await);
 }
 
+/// Fails the suite with `what` unless `ok`, naming the lock.
+fn expect(lock: &dyn Lock, ok: bool, what: &str) {
+    assert!(ok, "{}: {what}", lock.name());
+}
+
 /// Release by an owner that does not hold the lock returns false and leaves it
 /// held; release by the owner returns true, after which another owner acquires
 /// it as `Free` and a second release by the old owner returns false.
 pub async fn release_only_by_owner(lock: &dyn Lock) {
     let key = unique("lock");
-    assert_eq!(
-        acquire(lock, &key, "owner-a", LONG, b"a").await,
-        Some(Acquisition::Free)
+    let free = Some(Acquisition::Free);
+    assert_eq!(acquire(lock, &key, "owner-a", LONG, b"a").await, free);
+    let released = release(lock, &key, "owner-b").await;
+    expect(lock, !released, "release by a non-owner must return false");
+    let taken = acquire(lock, &key, "owner-c", LONG, b"c").await;
+    expect(
+        lock,
+        taken.is_none(),
+        "a release by a non-owner must leave the lock held",
     );
-    assert!(
-        !release(lock, &key, "owner-b").await,
-        "{}: release by a non-owner must return false",
-        lock.name()
-    );
-    assert_eq!(
-        acquire(lock, &key, "owner-c", LONG, b"c").await,
-        None,
-        "{}: a release by a non-owner must leave the lock held",
-        lock.name()
-    );
-    assert!(
-        release(lock, &key, "owner-a").await,
-        "{}: release by the owner must return true",
-        lock.name()
-    );
-    assert!(
-        !release(lock, &key, "owner-a").await,
-        "{}: releasing a released lock must return false",
-        lock.name()
-    );
-    assert_eq!(
-        acquire(lock, &key, "owner-b", LONG, b"b").await,
-        Some(Acquisition::Free),
-        "{}: a released lock must be acquired as Free",
-        lock.name()
+    let released = release(lock, &key, "owner-a").await;
+    expect(lock, released, "release by the owner must return true");
+    let again = release(lock, &key, "owner-a").await;
+    expect(lock, !again, "releasing a released lock must return false");
+    let taken = acquire(lock, &key, "owner-b", LONG, b"b").await;
+    expect(
+        lock,
+        taken == free,
+        "a released lock must be acquired as Free",
     );
     assert!(release(lock, &key, "owner-b").await);
-    assert!(
-        !release(lock, &unique("never-locked"), "owner-a").await,
-        "{}: releasing a key never locked must return false",
-        lock.name()
+    let never = release(lock, &unique("never-locked"), "owner-a").await;
+    expect(
+        lock,
+        !never,
+        "releasing a key never locked must return false",
     );
 }
 
@@ -132,36 +127,26 @@ pub async fn release_only_by_owner(lock: &dyn Lock) {
 /// extend, and an extend of a free key, return false.
 pub async fn extend_only_by_owner(lock: &dyn Lock) {
     let key = unique("lock");
-    assert_eq!(
-        acquire(lock, &key, "owner-a", SHORT, b"a").await,
-        Some(Acquisition::Free)
-    );
-    assert!(
-        !extend(lock, &key, "owner-b", LONG).await,
-        "{}: extend by a non-owner must return false",
-        lock.name()
-    );
-    assert!(
-        extend(lock, &key, "owner-a", LONG).await,
-        "{}: extend by the owner must return true",
-        lock.name()
-    );
+    let free = Some(Acquisition::Free);
+    assert_eq!(acquire(lock, &key, "owner-a", SHORT, b"a").await, free);
+    let by_other = extend(lock, &key, "owner-b", LONG).await;
+    expect(lock, !by_other, "extend by a non-owner must return false");
+    let by_owner = extend(lock, &key, "owner-a", LONG).await;
+    expect(lock, by_owner, "extend by the owner must return true");
     tokio::time::sleep(PAST_SHORT).await;
-    assert_eq!(
-        acquire(lock, &key, "owner-b", LONG, b"b").await,
-        None,
-        "{}: an extended lock must still be held after its first time-to-live",
-        lock.name()
+    let taken = acquire(lock, &key, "owner-b", LONG, b"b").await;
+    expect(
+        lock,
+        taken.is_none(),
+        "an extended lock must still be held after its first time-to-live",
     );
-    assert!(
-        release(lock, &key, "owner-a").await,
-        "{}: the owner must release its extended lock",
-        lock.name()
-    );
-    assert!(
-        !extend(lock, &key, "owner-a", LONG).await,
-        "{}: extending a released lock must return false",
-        lock.name()
+    let released = release(lock, &key, "owner-a").await;
+    expect(lock, released, "the owner must release its extended lock");
+    let extended = extend(lock, &key, "owner-a", LONG).await;
+    expect(
+        lock,
+        !extended,
+        "extending a released lock must return false",
     );
 }
 

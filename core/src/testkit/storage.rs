@@ -766,78 +766,67 @@ pub async fn versioned_writes_apply_only_over_older_versions(fixture: &dyn Stora
     let name = storage.name();
     let model = fixture.model("user").await;
     let ada = || record(json!({"id": 1, "name": "Ada"}));
+    let named = |name: &str| record(json!({ "name": name }));
     use VersionedWrite::*;
-    assert_eq!(
-        versioned(storage, &model, 1, Update(ada()), 1).await,
-        Versioned::Missing,
-        "{name}: update of a missing record"
-    );
-    assert_eq!(
-        versioned(storage, &model, 1, Stamp, 2).await,
-        Versioned::Missing,
-        "{name}: stamp of a missing record"
-    );
-    assert_eq!(
-        versioned(storage, &model, 1, Insert(ada()), 2).await,
-        Versioned::Stale { stored: 2 },
-        "{name}: the stamp of a missing record leaves a tombstone that fences a create at its version"
-    );
-    assert_eq!(
-        versioned(storage, &model, 1, Insert(ada()), 5).await,
-        Versioned::Written,
-        "{name}: insert of a new record"
-    );
-    assert_eq!(
-        versioned(storage, &model, 1, Insert(ada()), 6).await,
-        Versioned::Exists,
-        "{name}: insert over an older version"
-    );
-    assert_eq!(
-        versioned(storage, &model, 1, Insert(ada()), 5).await,
-        Versioned::Stale { stored: 5 },
-        "{name}: insert at the stored version"
-    );
-    assert_eq!(
-        versioned(
-            storage,
-            &model,
+    let steps: Vec<(VersionedWrite, u64, Versioned, &str)> = vec![
+        (
+            Update(ada()),
             1,
-            Update(record(json!({"name": "old"}))),
-            4
-        )
-        .await,
-        Versioned::Stale { stored: 5 },
-        "{name}: an older update is refused"
-    );
-    assert_eq!(
-        versioned(
-            storage,
-            &model,
-            1,
+            Versioned::Missing,
+            "update of a missing record",
+        ),
+        (Stamp, 2, Versioned::Missing, "stamp of a missing record"),
+        (
+            Insert(ada()),
+            2,
+            Versioned::Stale { stored: 2 },
+            "the stamp of a missing record leaves a tombstone that fences a create at its version",
+        ),
+        (
+            Insert(ada()),
+            5,
+            Versioned::Written,
+            "insert of a new record",
+        ),
+        (
+            Insert(ada()),
+            6,
+            Versioned::Exists,
+            "insert over an older version",
+        ),
+        (
+            Insert(ada()),
+            5,
+            Versioned::Stale { stored: 5 },
+            "insert at the stored version",
+        ),
+        (
+            Update(named("old")),
+            4,
+            Versioned::Stale { stored: 5 },
+            "an older update is refused",
+        ),
+        (
             Upsert(record(json!({"id": 1, "name": "Ada L."}))),
-            7
-        )
-        .await,
-        Versioned::Written,
-        "{name}: a newer upsert applies"
-    );
-    assert_eq!(
-        versioned(storage, &model, 1, Stamp, 9).await,
-        Versioned::Written,
-        "{name}: a stamp raises the version"
-    );
-    assert_eq!(
-        versioned(
-            storage,
-            &model,
-            1,
-            Update(record(json!({"name": "fenced"}))),
-            8
-        )
-        .await,
-        Versioned::Stale { stored: 9 },
-        "{name}: a write below a stamp is fenced out"
-    );
+            7,
+            Versioned::Written,
+            "a newer upsert applies",
+        ),
+        (Stamp, 9, Versioned::Written, "a stamp raises the version"),
+        (
+            Update(named("fenced")),
+            8,
+            Versioned::Stale { stored: 9 },
+            "a write below a stamp is fenced out",
+        ),
+    ];
+    for (write, version, expected, what) in steps {
+        assert_eq!(
+            versioned(storage, &model, 1, write, version).await,
+            expected,
+            "{name}: {what}"
+        );
+    }
     assert_eq!(
         as_written(
             fixture,
@@ -851,22 +840,24 @@ pub async fn versioned_writes_apply_only_over_older_versions(fixture: &dyn Stora
         Versioned::Written,
         "{name}: a newer delete applies"
     );
-    assert!(
-        find(storage, &model, &Filter::eq("id", json!(1)), 5)
-            .await
-            .is_empty(),
-        "{name}: deleted"
-    );
-    assert_eq!(
-        versioned(storage, &model, 1, Upsert(ada()), 8).await,
-        Versioned::Stale { stored: 10 },
-        "{name}: a stale write cannot bring a deleted record back"
-    );
-    assert_eq!(
-        versioned(storage, &model, 1, Upsert(ada()), 11).await,
-        Versioned::Written,
-        "{name}: a newer one can"
-    );
+    let gone = find(storage, &model, &Filter::eq("id", json!(1)), 5).await;
+    assert!(gone.is_empty(), "{name}: deleted");
+    let steps: Vec<(VersionedWrite, u64, Versioned, &str)> = vec![
+        (
+            Upsert(ada()),
+            8,
+            Versioned::Stale { stored: 10 },
+            "a stale write cannot bring a deleted record back",
+        ),
+        (Upsert(ada()), 11, Versioned::Written, "a newer one can"),
+    ];
+    for (write, version, expected, what) in steps {
+        assert_eq!(
+            versioned(storage, &model, 1, write, version).await,
+            expected,
+            "{name}: {what}"
+        );
+    }
     let racing = futures::future::join_all((20..30).map(|version| {
         versioned(
             storage,

@@ -102,12 +102,8 @@ impl PublishingTransaction {
         ModelOf<A>: Publish + IntoActiveModel<A>,
     {
         self.publisher.published::<A::Entity>()?;
-        let inserted = model
-            .insert(&self.tx)
-            .await
-            .map_err(|e| self.write_failed::<ModelOf<A>>("insert", None, e))?;
-        self.stage(OperationKind::Create, &inserted).await?;
-        Ok(inserted)
+        let inserted = model.insert(&self.tx).await;
+        self.staged_write(OperationKind::Create, inserted).await
     }
 
     /// Updates a record and stages its update; returns it as stored.
@@ -117,12 +113,20 @@ impl PublishingTransaction {
         ModelOf<A>: Publish + IntoActiveModel<A>,
     {
         self.publisher.published::<A::Entity>()?;
-        let updated = model
-            .update(&self.tx)
-            .await
-            .map_err(|e| self.write_failed::<ModelOf<A>>("update", None, e))?;
-        self.stage(OperationKind::Update, &updated).await?;
-        Ok(updated)
+        let updated = model.update(&self.tx).await;
+        self.staged_write(OperationKind::Update, updated).await
+    }
+
+    /// Stages the create or update a database write returned (or reports
+    /// its failure).
+    async fn staged_write<M: Publish>(
+        &mut self,
+        operation: OperationKind,
+        written: std::result::Result<M, sea_orm::DbErr>,
+    ) -> Result<M> {
+        let written = written.map_err(|e| self.write_failed::<M>(operation.as_str(), None, e))?;
+        self.stage(operation, &written).await?;
+        Ok(written)
     }
 
     /// Deletes a record and stages its destroy.
