@@ -222,7 +222,8 @@ async fn write_until_killed(store: Store, app: &str, prefix: &str, location: &st
         };
         match outcome {
             Ok(true) => {
-                let _ = writeln!(journal, "{id} {name}");
+                // One write of the whole line: a kill never leaves half of it.
+                let _ = journal.write_all(format!("{id} {name}\n").as_bytes());
             }
             Ok(false) => {}
             Err(e) => eprintln!(
