@@ -12,7 +12,7 @@ use promiscuous::core::testkit::eventually;
 use promiscuous::memory::{InProcessBroker, MemoryClock, MemoryLock, NullBroker};
 use promiscuous::sql::testkit::{Engine, TestDatabase};
 use promiscuous::sql::{SqlError, SqlPublisher, SqlStorage};
-use promiscuous::{BackendError, Broker, Error, Promiscuous, Worker};
+use promiscuous::{BackendError, Broker, Error, Promiscuous, Worker, WorkerStats};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter,
     QueryOrder,
@@ -210,6 +210,13 @@ impl Pair {
     }
 }
 
+/// The worker's counters once `applied` operations are counted: they are
+/// recorded just after the commit the replica already shows.
+pub async fn stats_after(worker: &Worker, applied: u64) -> WorkerStats {
+    eventually(WAIT, || async { worker.stats().applied >= applied }).await;
+    worker.stats()
+}
+
 /// What the subscriber should hold for a publisher's user.
 pub fn copy_of(user: user::Model) -> replica_user::Model {
     replica_user::Model {
@@ -255,7 +262,7 @@ pub async fn create_update_destroy(engine: Engine) {
         0,
         "published rows leave the outbox"
     );
-    let stats = worker.stats();
+    let stats = stats_after(&worker, 3).await;
     assert_eq!((stats.applied, stats.failed), (3, 0), "{stats:?}");
     worker.shutdown().await;
 }
@@ -396,7 +403,7 @@ pub async fn transaction_is_one_message(engine: Engine) {
     assert_eq!(tx.len(), 3);
     tx.commit().await.unwrap();
     pair.assert_replica(&[copy_of(dan), copy_of(eve)]).await;
-    let stats = worker.stats();
+    let stats = stats_after(&worker, 3).await;
     assert_eq!((stats.received, stats.applied), (1, 3), "{stats:?}");
     worker.shutdown().await;
 }
@@ -561,7 +568,7 @@ pub async fn relay_publishes_leftovers(engine: Engine) {
     pair.assert_replica(&[copy_of(hal)]).await;
     assert_eq!(relay.run_once().await.unwrap().published, 0);
     assert_eq!(pair.publisher.outbox_len().await.unwrap(), 0);
-    let stats = worker.stats();
+    let stats = stats_after(&worker, 2).await;
     assert_eq!((stats.applied, stats.duplicates), (2, 0), "{stats:?}");
     worker.shutdown().await;
 }

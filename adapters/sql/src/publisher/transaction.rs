@@ -103,7 +103,8 @@ impl PublishingTransaction {
     {
         self.publisher.published::<A::Entity>()?;
         let inserted = model.insert(&self.tx).await;
-        self.staged_write(OperationKind::Create, inserted).await
+        self.staged_write(OperationKind::Create, "insert", inserted)
+            .await
     }
 
     /// Updates a record and stages its update; returns it as stored.
@@ -114,17 +115,19 @@ impl PublishingTransaction {
     {
         self.publisher.published::<A::Entity>()?;
         let updated = model.update(&self.tx).await;
-        self.staged_write(OperationKind::Update, updated).await
+        self.staged_write(OperationKind::Update, "update", updated)
+            .await
     }
 
-    /// Stages the create or update a database write returned (or reports
-    /// its failure).
+    /// Stages the create or update a database write (`statement`) returned,
+    /// or reports its failure.
     async fn staged_write<M: Publish>(
         &mut self,
         operation: OperationKind,
+        statement: &'static str,
         written: std::result::Result<M, sea_orm::DbErr>,
     ) -> Result<M> {
-        let written = written.map_err(|e| self.write_failed::<M>(operation.as_str(), None, e))?;
+        let written = written.map_err(|e| self.write_failed::<M>(statement, None, e))?;
         self.stage(operation, &written).await?;
         Ok(written)
     }
