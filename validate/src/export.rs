@@ -12,12 +12,12 @@ use promiscuous_core::model::{AttributeDef, AttributeSource, PublisherDef, Publi
 /// rewrite the mocks file instead of comparing it: `1` or `true`.
 pub const ENV_WRITE_MOCKS: &str = "PROMISCUOUS_WRITE_MOCKS";
 
-/// The definitions of every publisher linked into this binary, mocks left out,
-/// sorted by model name.
+/// The definitions of every publisher linked into this binary, mocks and
+/// promiscuous's own test models left out, sorted by model name.
 pub fn published_definitions() -> Vec<&'static PublisherDef> {
     PublisherRegistration::all()
         .into_iter()
-        .filter(|reg| !reg.mock)
+        .filter(|reg| !reg.mock && !reg.internal)
         .map(|reg| (reg.definition)())
         .collect()
 }

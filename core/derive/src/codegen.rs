@@ -125,6 +125,7 @@ pub(crate) fn publisher(spec: &PublisherSpec) -> TokenStream {
     let attributes_of_fn = attributes_of_fn(spec);
     let embeds = embeds(spec);
     let mock = spec.mock;
+    let internal = spec.internal;
 
     quote! {
         impl #core::model::Publish for #target {
@@ -161,6 +162,7 @@ pub(crate) fn publisher(spec: &PublisherSpec) -> TokenStream {
                     attributes_of: __promiscuous_attributes_of,
                     embeds: &[#(#embeds),*],
                     mock: #mock,
+                    internal: #internal,
                 }
             }
         };

@@ -248,6 +248,7 @@ fn publisher(target: Path, options: Vec<Opt>) -> syn::Result<PublisherSpec> {
         id: id.map(|field| IdSpec { field, ty: None }),
         attributes,
         mock: false,
+        internal: false,
     })
 }
 

@@ -65,6 +65,7 @@ use syn::{parse_macro_input, DeriveInput};
 /// | `model = "Name"` | type name on the wire (default: the struct name) |
 /// | `virtual(a, b)` | virtual attributes: methods `fn a(&self) -> impl Serialize` |
 /// | `mock` | a mock publisher (written by `promiscuous::validate::export_mocks`): left out of exports and `validate::publishers` |
+/// | `internal` | a model of promiscuous's own test suites: left out of the app's publishers, exports and contract validation |
 /// | `crate = "path"` | root of the facade crate (default `::promiscuous`) |
 ///
 /// The registration also records, for contract tests, the published

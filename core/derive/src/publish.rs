@@ -10,7 +10,7 @@ use crate::spec::{
 };
 use crate::types::{embedded_json_type, json_type};
 
-const STRUCT_OPTIONS: &str = "to, parent, ephemeral, model, virtual, mock, crate";
+const STRUCT_OPTIONS: &str = "to, parent, ephemeral, model, virtual, mock, internal, crate";
 const FIELD_OPTIONS: &str = "embeds, id (or a bare `#[publish]`)";
 
 /// Struct-level `#[publish(...)]` options.
@@ -22,6 +22,7 @@ struct StructOptions {
     model: Option<LitStr>,
     virtuals: Vec<Ident>,
     mock: Option<()>,
+    internal: Option<()>,
     krate: Option<Path>,
 }
 
@@ -64,6 +65,7 @@ fn struct_options(input: &DeriveInput) -> syn::Result<StructOptions> {
                     Ok(())
                 }
                 "mock" => flag(&meta, &mut o.mock, "publish option `mock`"),
+                "internal" => flag(&meta, &mut o.internal, "publish option `internal`"),
                 "crate" => {
                     let path = parse_crate(meta.value()?)?;
                     set_once(&mut o.krate, path, "publish option `crate`", span)
@@ -186,6 +188,7 @@ pub(crate) fn parse(input: &DeriveInput) -> syn::Result<PublisherSpec> {
         id,
         attributes,
         mock: options.mock.is_some(),
+        internal: options.internal.is_some(),
     })
 }
 
@@ -266,6 +269,17 @@ mod tests {
         ))
         .unwrap();
         assert!(!spec.mock);
+        assert!(!spec.internal);
+    }
+
+    #[test]
+    fn internal_flag() {
+        let spec = parse(&parse_quote! {
+            #[publish(to = "suite/item", internal)]
+            struct Item { id: i64, #[publish] name: String }
+        })
+        .unwrap();
+        assert!(spec.internal && !spec.mock);
     }
 
     #[test]
@@ -284,7 +298,7 @@ mod tests {
         let cases: Vec<(DeriveInput, &str)> = vec![
             (
                 parse_quote!(#[publish(foo)] struct A { id: i64 }),
-                "unknown publish option `foo`; expected one of: to, parent, ephemeral, model, virtual, mock, crate",
+                "unknown publish option `foo`; expected one of: to, parent, ephemeral, model, virtual, mock, internal, crate",
             ),
             (
                 parse_quote!(struct A { #[publish(bar)] id: i64 }),

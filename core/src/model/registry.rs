@@ -28,11 +28,15 @@ pub struct PublisherRegistration {
     /// A mock publisher (`#[publish(mock)]`, written by `promiscuous-validate`'s
     /// export): left out of exports and publisher validation.
     pub mock: bool,
+    /// A model of promiscuous's own test suites (`#[publish(internal)]`):
+    /// left out of [`publisher_definitions`], exports and validation.
+    pub internal: bool,
 }
 
 impl PublisherRegistration {
-    /// Every publisher registration linked into this binary, mocks included,
-    /// sorted by model name (then endpoint, for equal names).
+    /// Every publisher registration linked into this binary, mocks and
+    /// internal ones included, sorted by model name (then endpoint, for
+    /// equal names).
     pub fn all() -> Vec<&'static PublisherRegistration> {
         let mut regs: Vec<_> = inventory::iter::<PublisherRegistration>
             .into_iter()
@@ -103,10 +107,12 @@ impl SubscriberRegistration {
 inventory::collect!(PublisherRegistration);
 inventory::collect!(SubscriberRegistration);
 
-/// Every publisher definition linked into this binary, sorted by model name.
+/// Every publisher definition linked into this binary, sorted by model
+/// name, except the internal ones of promiscuous's test suites.
 pub fn publisher_definitions() -> Vec<&'static PublisherDef> {
     let mut defs: Vec<_> = inventory::iter::<PublisherRegistration>
         .into_iter()
+        .filter(|r| !r.internal)
         .map(|r| (r.definition)())
         .collect();
     defs.sort_by_key(|d| d.model);

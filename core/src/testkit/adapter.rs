@@ -44,7 +44,8 @@ pub const ITEM_COLUMNS: &[(&str, ColumnKind)] = &[
 #[publish(
     crate = "crate::testkit::facade",
     to = "suite/item",
-    model = "SuiteItem"
+    model = "SuiteItem",
+    internal
 )]
 pub struct SuiteItem {
     /// The key.
