@@ -10,17 +10,15 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use common::{applied, fresh, Apps};
+use promiscuous::core::testkit::kill::Process;
 use promiscuous::core::testkit::{eventually, PATIENCE};
-use promiscuous::core::traits::{
-    Acquisition, ExpiredLock, StorageCapabilities, StorageTransaction, Versioned, VersionedWrite,
-};
+use promiscuous::core::traits::{StorageCapabilities, StorageTransaction};
 use promiscuous::memory::MemoryStorage;
 use promiscuous::{
-    BackendError, BoxError, Callbacks, Context, Error, Filter, Lock, OperationKind, Promiscuous,
-    Record, Storage,
+    BackendError, BoxError, Callbacks, Context, Error, Filter, OperationKind, Promiscuous, Record,
+    Storage,
 };
 use serde_json::Value;
-use tokio::sync::watch;
 
 mod models {
     use super::*;
@@ -94,98 +92,6 @@ fn seen_by(app: &str) -> Vec<Seen> {
         .collect()
 }
 
-/// Blocks versioned writes and lock extensions while `paused`: a process
-/// that stalls (a long pause), then comes back.
-#[derive(Debug)]
-struct Stalling<T: ?Sized> {
-    inner: Arc<T>,
-    paused: watch::Receiver<bool>,
-}
-
-impl<T: ?Sized> Stalling<T> {
-    async fn wait(&self) {
-        let mut paused = self.paused.clone();
-        let _ = paused.wait_for(|p| !*p).await;
-    }
-}
-
-#[promiscuous::async_trait]
-impl Storage for Stalling<MemoryStorage> {
-    fn name(&self) -> &'static str {
-        self.inner.name()
-    }
-    fn capabilities(&self) -> StorageCapabilities {
-        self.inner.capabilities()
-    }
-    async fn find(
-        &self,
-        model: &str,
-        filter: &Filter,
-        limit: usize,
-    ) -> Result<Vec<Record>, BackendError> {
-        self.inner.find(model, filter, limit).await
-    }
-    async fn scan(
-        &self,
-        model: &str,
-        filter: &Filter,
-        after: Option<&Value>,
-        limit: usize,
-    ) -> Result<Vec<Record>, BackendError> {
-        self.inner.scan(model, filter, after, limit).await
-    }
-    async fn insert(&self, model: &str, record: &Record) -> Result<(), BackendError> {
-        self.inner.insert(model, record).await
-    }
-    async fn update(
-        &self,
-        model: &str,
-        filter: &Filter,
-        record: &Record,
-    ) -> Result<u64, BackendError> {
-        self.inner.update(model, filter, record).await
-    }
-    async fn delete(&self, model: &str, filter: &Filter) -> Result<u64, BackendError> {
-        self.inner.delete(model, filter).await
-    }
-    async fn write_versioned(
-        &self,
-        model: &str,
-        key: &Value,
-        write: VersionedWrite,
-        version: u64,
-    ) -> Result<Versioned, BackendError> {
-        self.wait().await;
-        self.inner.write_versioned(model, key, write, version).await
-    }
-}
-
-#[promiscuous::async_trait]
-impl Lock for Stalling<dyn Lock> {
-    fn name(&self) -> &'static str {
-        self.inner.name()
-    }
-    async fn try_acquire(
-        &self,
-        key: &str,
-        owner: &str,
-        ttl: Duration,
-        recovery: &[u8],
-    ) -> Result<Option<Acquisition>, BackendError> {
-        self.inner.try_acquire(key, owner, ttl, recovery).await
-    }
-    async fn release(&self, key: &str, owner: &str) -> Result<bool, BackendError> {
-        self.inner.release(key, owner).await
-    }
-    async fn extend(&self, key: &str, owner: &str, ttl: Duration) -> Result<bool, BackendError> {
-        self.wait().await;
-        self.inner.extend(key, owner, ttl).await
-    }
-    async fn expired(&self, prefix: &str, limit: usize) -> Result<Vec<ExpiredLock>, BackendError> {
-        self.inner.expired(prefix, limit).await
-    }
-}
-
 /// A publisher stalls after taking its versions, past its lock's expiry.
 /// Another process's recovery fences the write off and publishes a noop;
 /// when the stalled publisher comes back, its write is refused with
@@ -204,19 +110,13 @@ async fn a_stalled_publisher_is_fenced_off_by_recovery() {
         .await
         .unwrap();
     applied(&worker, 1).await;
-    let (pause, paused) = watch::channel(true);
+    let process = Process::stalling(&["storage.write_versioned", "lock.extend"]);
     let stalled = Promiscuous::configure()
         .app(&app)
         .broker(apps.broker.clone())
         .clock(apps.clock.clone())
-        .lock(Arc::new(Stalling {
-            inner: apps.publisher.lock().clone(),
-            paused: paused.clone(),
-        }))
-        .storage(Arc::new(Stalling {
-            inner: apps.source.clone(),
-            paused,
-        }))
+        .lock(process.lock(apps.publisher.lock().clone()))
+        .storage(process.storage(apps.source.clone()))
         .no_subscribers()
         .no_recovery_worker()
         .lock_ttl(Duration::from_millis(200))
@@ -244,7 +144,7 @@ async fn a_stalled_publisher_is_fenced_off_by_recovery() {
     })
     .await;
     assert!(recovered, "recovery finishes the stalled publication");
-    pause.send(false).unwrap();
+    process.resume();
     let error = write.await.unwrap().unwrap_err();
     assert!(
         matches!(&error, Error::Publisher { source, .. } if matches!(**source, Error::Fenced { .. })),

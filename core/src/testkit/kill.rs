@@ -40,6 +40,9 @@ struct State {
     at: KillAt,
     /// How long each write to a storage is held after it is made.
     slow_writes: Duration,
+    /// Calls that block until the process is resumed.
+    stalled_calls: &'static [&'static str],
+    resumed: tokio::sync::watch::Sender<bool>,
     calls: AtomicU64,
     killed: AtomicBool,
     died: tokio::sync::Notify,
@@ -55,21 +58,36 @@ pub struct Process {
 impl Process {
     /// A process that dies as `at` says.
     pub fn dying(at: KillAt) -> Self {
-        Self::new(at, Duration::ZERO)
+        Self::new(at, Duration::ZERO, &[])
     }
 
     /// A process that never dies, whose storage writes each take `delay`
     /// longer (held after the write, so its transaction stays open): for
     /// races between processes.
     pub fn slow(delay: Duration) -> Self {
-        Self::new(KillAt::Never, delay)
+        Self::new(KillAt::Never, delay, &[])
     }
 
-    fn new(at: KillAt, slow_writes: Duration) -> Self {
+    /// A process that never dies, whose calls named in `calls`
+    /// (`"storage.write_versioned"`, `"lock.extend"`...) block until
+    /// [`Process::resume`]: a process that pauses (a long garbage
+    /// collection, a frozen VM), then comes back.
+    pub fn stalling(calls: &'static [&'static str]) -> Self {
+        Self::new(KillAt::Never, Duration::ZERO, calls)
+    }
+
+    /// Lets the calls of a [`Process::stalling`] through, now and from now on.
+    pub fn resume(&self) {
+        self.state.resumed.send_replace(true);
+    }
+
+    fn new(at: KillAt, slow_writes: Duration, stalled_calls: &'static [&'static str]) -> Self {
         Self {
             state: Arc::new(State {
                 at,
                 slow_writes,
+                stalled_calls,
+                resumed: tokio::sync::watch::Sender::new(false),
                 calls: AtomicU64::new(0),
                 killed: AtomicBool::new(false),
                 died: tokio::sync::Notify::new(),
@@ -131,6 +149,10 @@ impl Process {
                 std::future::pending().await
             }
             _ => {
+                if self.state.stalled_calls.contains(&name) {
+                    // The sender lives in the state, so waiting cannot fail.
+                    let _ = self.state.resumed.subscribe().wait_for(|r| *r).await;
+                }
                 let done = work.await;
                 if !self.state.slow_writes.is_zero() && is_write(name) {
                     tokio::time::sleep(self.state.slow_writes).await;
