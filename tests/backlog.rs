@@ -197,8 +197,8 @@ async fn drains(
     let _ = subscriber.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_backlog_of_100_000_on_5_hot_records_drains_in_causal_mode() {
+/// [`drains`] 100,000 messages injected into the in-process broker's queue.
+async fn drains_in_process(mode: Mode, label: &str) {
     let broker = Arc::new(InProcessBroker::new());
     let into = broker.clone();
     drains(
@@ -209,28 +209,20 @@ async fn a_backlog_of_100_000_on_5_hot_records_drains_in_causal_mode() {
             }
         },
         100_000,
-        Mode::Causal,
-        "in-process, causal",
+        mode,
+        label,
     )
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_of_100_000_on_5_hot_records_drains_in_causal_mode() {
+    drains_in_process(Mode::Causal, "in-process, causal").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backlog_of_100_000_on_5_hot_records_drains_in_global_mode() {
-    let broker = Arc::new(InProcessBroker::new());
-    let into = broker.clone();
-    drains(
-        broker,
-        move |queue, payloads| {
-            for payload in payloads {
-                into.inject(queue, "", payload);
-            }
-        },
-        100_000,
-        Mode::Global,
-        "in-process, global",
-    )
-    .await;
+    drains_in_process(Mode::Global, "in-process, global").await;
 }
 
 #[cfg(feature = "amqp")]

@@ -428,6 +428,19 @@ struct Recording {
 }
 
 impl Recording {
+    /// `backends` whose broker records what it publishes, and the recording.
+    fn wrap(backends: &Backends) -> (Arc<Self>, Backends) {
+        let recording = Arc::new(Recording {
+            inner: backends.broker.clone(),
+            published: Mutex::default(),
+        });
+        let recorded = Backends {
+            broker: recording.clone(),
+            ..backends.clone()
+        };
+        (recording, recorded)
+    }
+
     fn payloads(&self) -> Vec<Vec<u8>> {
         self.published
             .lock()
@@ -484,14 +497,7 @@ async fn deliver(subscriber: &Promiscuous, payload: &[u8]) {
 /// recognised from the store: not applied twice.
 pub async fn replays_are_not_applied_twice(fixture: &dyn AdapterFixture) {
     let mut env = Env::new(fixture, "replay").await;
-    let recording = Arc::new(Recording {
-        inner: env.backends.broker.clone(),
-        published: Mutex::default(),
-    });
-    let backends = Backends {
-        broker: recording.clone(),
-        ..env.backends.clone()
-    };
+    let (recording, backends) = Recording::wrap(&env.backends);
     let p = publisher(&env.app, &backends, env.source.clone()).await;
     p.create(&item(1, "one", 1)).await.expect("create");
     p.update(&item(1, "uno", 2)).await.expect("update");
@@ -531,14 +537,7 @@ pub async fn replays_are_not_applied_twice(fixture: &dyn AdapterFixture) {
 pub async fn racing_subscribers_end_in_the_newest_state(fixture: &dyn AdapterFixture) {
     let mut env = Env::new(fixture, "race").await;
     env.worker.shutdown().await;
-    let recording = Arc::new(Recording {
-        inner: env.backends.broker.clone(),
-        published: Mutex::default(),
-    });
-    let backends = Backends {
-        broker: recording.clone(),
-        ..env.backends.clone()
-    };
+    let (recording, backends) = Recording::wrap(&env.backends);
     let p = publisher(&env.app, &backends, env.source.clone()).await;
     p.create(&item(1, "old", 1)).await.expect("create");
     p.update(&item(1, "new", 2)).await.expect("update");
