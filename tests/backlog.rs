@@ -95,6 +95,7 @@ fn backlog(app: &str, count: usize) -> (Vec<Vec<u8>>, [i64; RECORDS]) {
             format: FORMAT_VERSION,
             app: app.to_owned(),
             generation: 0,
+            epoch: 0,
             timestamp: 0,
             host: None,
             id: Some(format!("backlog-{endpoint_version}")),

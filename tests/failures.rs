@@ -402,6 +402,12 @@ impl promiscuous::Clock for LosableClock {
     fn name(&self) -> &'static str {
         "losable"
     }
+    fn epoch(&self) -> u64 {
+        self.inner.epoch()
+    }
+    async fn check(&self) -> Result<(), promiscuous::BackendError> {
+        LosableClock::check(self)
+    }
     async fn tick(&self, keys: &[String]) -> Result<Vec<u64>, promiscuous::BackendError> {
         self.check()?;
         self.inner.tick(keys).await

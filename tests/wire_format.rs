@@ -268,6 +268,7 @@ fn envelope(
         format: FORMAT_VERSION,
         app: app.into(),
         generation,
+        epoch: 0,
         timestamp,
         host: Some(host.into()),
         id: None,

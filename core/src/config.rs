@@ -125,6 +125,10 @@ pub struct Config {
     /// How long a writer keeps its own outbox entry before the relay may
     /// publish it instead. Default: 30 s.
     pub outbox_claim: Duration,
+    /// How often the process checks that its clock answers and still holds
+    /// its state, so an idle process notices a lost Redis (`healthy()` turns
+    /// false, the worker stops) before its next message. Default: 5 s.
+    pub clock_check_interval: Duration,
     /// Host name sent in messages. Default: `$HOSTNAME` or `localhost`.
     pub host: String,
     pub(crate) error_notifier: Option<ErrorNotifier>,
@@ -148,6 +152,7 @@ impl fmt::Debug for Config {
             .field("shutdown_timeout", &self.shutdown_timeout)
             .field("recovery_interval", &self.recovery_interval)
             .field("outbox_claim", &self.outbox_claim)
+            .field("clock_check_interval", &self.clock_check_interval)
             .field("host", &self.host)
             .field("error_notifier", &self.error_notifier.is_some())
             .finish()
@@ -195,6 +200,7 @@ pub struct ConfigBuilder {
     shutdown_timeout: Duration,
     recovery_interval: Option<Duration>,
     outbox_claim: Duration,
+    clock_check_interval: Duration,
     host: Option<String>,
     error_notifier: Option<ErrorNotifier>,
 }
@@ -236,6 +242,7 @@ impl Default for ConfigBuilder {
             shutdown_timeout: Duration::from_secs(30),
             recovery_interval: Some(Duration::from_secs(1)),
             outbox_claim: Duration::from_secs(30),
+            clock_check_interval: Duration::from_secs(5),
             host: None,
             error_notifier: None,
         }
@@ -383,6 +390,9 @@ impl ConfigBuilder {
         /// publish it instead (default 30 s): longer than the broker may take to
         /// confirm.
         outbox_claim: Duration;
+        /// How often the process checks that its clock answers and still
+        /// holds its state (default 5 s).
+        clock_check_interval: Duration;
     }
 
     /// The host name sent in messages.
@@ -449,6 +459,7 @@ impl ConfigBuilder {
         positive("recovery_timeout", self.recovery_timeout)?;
         positive("retry_backoff", self.retry_backoff)?;
         positive("outbox_claim", self.outbox_claim)?;
+        positive("clock_check_interval", self.clock_check_interval)?;
         if let Some(after) = self.skip_missing_after {
             positive("skip_missing_after", after)?;
         }
@@ -477,6 +488,7 @@ impl ConfigBuilder {
             shutdown_timeout: self.shutdown_timeout,
             recovery_interval: self.recovery_interval,
             outbox_claim: self.outbox_claim,
+            clock_check_interval: self.clock_check_interval,
             host: self
                 .host
                 .clone()

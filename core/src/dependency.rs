@@ -58,19 +58,23 @@ pub fn endpoint_of_key(key: &str) -> &str {
     &key[start..end]
 }
 
-/// Bits of a [`version_stamp`] that hold the version; the generation sits above.
-const STAMP_VERSION_BITS: u32 = 48;
+/// Bits of a stamp's era that hold the epoch's milliseconds; the generation sits above.
+const ERA_EPOCH_BITS: u32 = 48;
 
 /// The version a record is written with (see `Storage::write_versioned`):
-/// the generation in the high 16 bits, the endpoint counter's version in the
-/// low 48, so every write of a record in a later generation is newer. `None`
-/// when either does not fit (2^48 operations of one endpoint in one
-/// generation, or generation 2^16).
-pub fn version_stamp(generation: u64, version: u64) -> Option<u64> {
-    if version >> STAMP_VERSION_BITS != 0 || generation >> (64 - STAMP_VERSION_BITS) != 0 {
+/// the *era* (the generation in its high 16 bits, the clock epoch's
+/// milliseconds in the low 48) in the high 64 bits, the endpoint counter's
+/// version in the low 64. Every write of a record in a later generation, or
+/// under a clock state created later (after Redis lost one), is newer than
+/// any write before it, whatever their versions. `None` when the generation
+/// does not fit (2^16).
+pub fn version_stamp(generation: u64, epoch: u64, version: u64) -> Option<u128> {
+    let millis = epoch / 1000;
+    if generation >> (64 - ERA_EPOCH_BITS) != 0 || millis >> ERA_EPOCH_BITS != 0 {
         return None;
     }
-    Some((generation << STAMP_VERSION_BITS) | version)
+    let era = (generation << ERA_EPOCH_BITS) | millis;
+    Some((u128::from(era) << 64) | u128::from(version))
 }
 
 #[cfg(test)]
@@ -86,11 +90,13 @@ mod tests {
     }
 
     #[test]
-    fn stamps_order_by_generation_then_version() {
-        assert_eq!(version_stamp(0, 5), Some(5));
-        assert!(version_stamp(1, 1) > version_stamp(0, (1 << 48) - 1));
-        assert_eq!(version_stamp(0, 1 << 48), None);
-        assert_eq!(version_stamp(1 << 16, 1), None);
+    fn stamps_order_by_generation_then_epoch_then_version() {
+        assert_eq!(version_stamp(0, 0, 5), Some(5));
+        let epoch = 1_780_000_000_000_000; // 2026, in microseconds
+        assert!(version_stamp(0, epoch, 1) > version_stamp(0, epoch - 1000, u64::MAX));
+        assert!(version_stamp(1, 0, 1) > version_stamp(0, epoch, u64::MAX));
+        assert!(version_stamp(0, epoch, 2) > version_stamp(0, epoch, 1));
+        assert_eq!(version_stamp(1 << 16, 0, 1), None);
     }
 
     #[test]

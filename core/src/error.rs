@@ -307,6 +307,41 @@ pub enum Error {
         /// The subscriber's configured generation.
         current: u64,
     },
+    /// A publisher's clock started a new epoch: it lost its state (Redis
+    /// restarted without persistence, or flushed) and its versions start
+    /// again. Reported once per subscriber process and epoch.
+    #[error("the clock of {app} (generation {generation}) started a new epoch ({previous} -> {epoch}): it lost its state (Redis restarted without persistence, or flushed?); its versions start again in the new epoch, messages of the old one still queued are dead-lettered: run an initial sync of {app} so that nothing written before the loss is missing")]
+    EpochChanged {
+        /// The publishing app.
+        app: String,
+        /// Its generation.
+        generation: u64,
+        /// The epoch known before.
+        previous: u64,
+        /// The new epoch.
+        epoch: u64,
+    },
+    /// A message of a clock epoch that a later one replaced was
+    /// dead-lettered: its versions cannot be ordered against the new ones.
+    #[error("dead-lettered a message of {app} (generation {generation}) from clock epoch {epoch}: that clock has since lost its state and started epoch {latest}, and versions of two epochs cannot be ordered; run an initial sync of {app}, then purge the dead letter")]
+    SupersededEpoch {
+        /// The publishing app.
+        app: String,
+        /// Its generation.
+        generation: u64,
+        /// The message's epoch.
+        epoch: u64,
+        /// The later epoch.
+        latest: u64,
+    },
+    /// A subscriber worker stopped by itself: it consumes nothing any more.
+    #[error("the subscriber worker of {app} stopped: {reason}")]
+    WorkerStopped {
+        /// The subscriber app.
+        app: String,
+        /// Why.
+        reason: String,
+    },
     /// Publishing several writes as one message failed.
     #[error("failed to publish a transaction of {} writes ({})", writes.len(), writes.join(", "))]
     Transaction {
@@ -350,9 +385,21 @@ impl Error {
             | Error::Stalled { .. }
             | Error::LockExpired { .. }
             | Error::PublicationRecovered { .. }
-            | Error::StaleGeneration { .. } => ErrorKind::Recover,
+            | Error::StaleGeneration { .. }
+            | Error::EpochChanged { .. }
+            | Error::SupersededEpoch { .. } => ErrorKind::Recover,
             Error::Shutdown(_) => ErrorKind::Shutdown,
+            Error::WorkerStopped { .. } => ErrorKind::Subscriber,
         }
+    }
+
+    /// Whether retrying can never help: the same input fails the same way
+    /// (a malformed message, a message of a replaced clock epoch). A
+    /// subscriber dead-letters such a message at once; errors neither
+    /// temporary nor permanent (a callback's, say) are retried up to
+    /// `max_attempts` times.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, Error::Wire(_) | Error::SupersededEpoch { .. })
     }
 
     /// Whether retrying may help.

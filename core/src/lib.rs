@@ -25,6 +25,7 @@
 
 pub mod backend;
 pub mod backoff;
+mod clock_watch;
 pub mod config;
 pub mod dead_letter;
 pub mod dependency;

@@ -31,13 +31,17 @@ pub(crate) struct Runtime {
     pub(crate) closed: AtomicBool,
     /// Set when a backend lost its state: the instance cannot order anything.
     pub(crate) faulted: AtomicBool,
+    /// Turns true with `faulted`, so workers stop at once.
+    pub(crate) fault: tokio::sync::watch::Sender<bool>,
+    /// Set while the clock does not answer its checks.
+    pub(crate) clock_down: AtomicBool,
     /// The outbox of the app's database, when it has one: where recovery
     /// settles publications of stopped publishers and the relay reads.
     outbox: RwLock<Option<Arc<dyn Outbox>>>,
     /// Forgets settled publications in the background.
     pub(crate) sweeper: Sweeper,
-    /// The background recovery worker.
-    recovery: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The background tasks: the recovery worker and the clock watch.
+    background: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl fmt::Debug for Promiscuous {
@@ -73,6 +77,7 @@ impl Promiscuous {
         let owner = format!("{}:{}:{nonce:x}", config.host, std::process::id());
         let outbox = storage.as_ref().and_then(|s| s.outbox());
         let recovery_interval = config.recovery_interval;
+        let clock_check_interval = config.clock_check_interval;
         let promiscuous = Self {
             inner: Arc::new(Runtime {
                 config,
@@ -85,22 +90,26 @@ impl Promiscuous {
                 lock_sequence: AtomicU64::new(0),
                 closed: AtomicBool::new(false),
                 faulted: AtomicBool::new(false),
+                fault: tokio::sync::watch::Sender::new(false),
+                clock_down: AtomicBool::new(false),
                 outbox: RwLock::new(outbox),
                 sweeper: Sweeper::default(),
-                recovery: Mutex::new(None),
+                background: Mutex::new(Vec::new()),
             }),
         };
+        let weak = Arc::downgrade(&promiscuous.inner);
+        let mut background = vec![tokio::spawn(crate::clock_watch::run(
+            weak.clone(),
+            clock_check_interval,
+        ))];
         if let Some(every) = recovery_interval {
-            let task = tokio::spawn(crate::publisher::run_recovery(
-                Arc::downgrade(&promiscuous.inner),
-                every,
-            ));
-            *promiscuous
-                .inner
-                .recovery
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner) = Some(task);
+            background.push(tokio::spawn(crate::publisher::run_recovery(weak, every)));
         }
+        *promiscuous
+            .inner
+            .background
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = background;
         promiscuous
     }
 
@@ -135,11 +144,13 @@ impl Promiscuous {
     }
 
     /// Whether this instance can publish and subscribe now: not shut down, no
-    /// backend lost its state, and the broker connected. Use it as a load
+    /// backend lost its state, the clock answered its last check (see
+    /// `clock_check_interval`) and the broker connected. Use it as a load
     /// balancer health check.
     pub fn healthy(&self) -> bool {
         !self.inner.closed.load(Ordering::SeqCst)
             && !self.inner.faulted.load(Ordering::SeqCst)
+            && !self.inner.clock_down.load(Ordering::SeqCst)
             && self.inner.broker.healthy()
     }
 
@@ -149,7 +160,7 @@ impl Promiscuous {
         if self.inner.closed.swap(true, Ordering::SeqCst) {
             return Ok(());
         }
-        self.inner.stop_recovery();
+        self.inner.stop_background();
         self.inner.sweeper.flush(&self.inner).await;
         self.inner.broker.close().await.map_err(Error::from)
     }
@@ -180,7 +191,7 @@ impl Promiscuous {
 
 impl Drop for Runtime {
     fn drop(&mut self) {
-        self.stop_recovery();
+        self.stop_background();
     }
 }
 
@@ -188,6 +199,7 @@ impl Runtime {
     pub(crate) fn report(&self, error: &Error) {
         if error.is_state_lost() {
             self.faulted.store(true, Ordering::SeqCst);
+            self.fault.send_replace(true);
         }
         // The whole chain: each error's message holds its context, its source the cause.
         let shown = crate::error::chain(error);
@@ -225,13 +237,14 @@ impl Runtime {
         self.closed.load(Ordering::SeqCst)
     }
 
-    fn stop_recovery(&self) {
-        if let Some(task) = self
-            .recovery
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
-        {
+    fn stop_background(&self) {
+        let tasks = std::mem::take(
+            &mut *self
+                .background
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        for task in tasks {
             task.abort();
         }
     }

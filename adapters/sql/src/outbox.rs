@@ -161,7 +161,7 @@ impl Outbox for SqlOutbox {
             .and_where(Expr::col(col(outbox::APP)).eq(app))
             .and_where(Expr::col(col(outbox::CLAIMED_UNTIL)).lt(now_ms()))
             .order_by(col(outbox::ID), Order::Asc)
-            .limit(u64::try_from(limit).unwrap_or(u64::MAX))
+            .limit(crate::storage::statements::sql_limit(limit))
             .to_owned();
         let rows = self
             .db

@@ -24,18 +24,31 @@ type Waiters = HashMap<String, BTreeMap<u64, Vec<oneshot::Sender<()>>>>;
 /// until a `tick` or `advance` raises its counter to the value it waits for
 /// (no polling; only the waiters whose value was reached are woken, so a
 /// thousand messages waiting on one hot counter cost nothing per advance).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct MemoryClock {
+    /// When this clock was made (its state lives as long as it does).
+    epoch: u64,
     counters: Mutex<HashMap<String, u64>>,
     /// Intents by id, with their scope and when they were recorded.
     intents: Mutex<HashMap<String, Kept>>,
     waiters: Mutex<Waiters>,
 }
 
+impl Default for MemoryClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl MemoryClock {
-    /// A clock whose counters are all 0.
+    /// A clock whose counters are all 0, with a new [epoch](Clock::epoch).
     pub fn new() -> Self {
-        Self::default()
+        Self {
+            epoch: promiscuous_core::traits::fresh_epoch(),
+            counters: Mutex::default(),
+            intents: Mutex::default(),
+            waiters: Mutex::default(),
+        }
     }
 
     fn counters(&self) -> MutexGuard<'_, HashMap<String, u64>> {
@@ -118,6 +131,14 @@ impl MemoryClock {
 impl Clock for MemoryClock {
     fn name(&self) -> &'static str {
         NAME
+    }
+
+    fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    async fn check(&self) -> Result<(), BackendError> {
+        Ok(())
     }
 
     async fn tick(&self, keys: &[String]) -> Result<Vec<u64>, BackendError> {

@@ -181,6 +181,7 @@ mod tests {
             format: FORMAT_VERSION,
             app: "crowdtap".into(),
             generation: 0,
+            epoch: 0,
             timestamp: 1,
             host: None,
             id: None,

@@ -49,7 +49,7 @@ struct Table {
     next: u64,
     rows: BTreeMap<u64, Record>,
     /// Versions of versioned writes, by the key's JSON text.
-    versions: HashMap<String, u64>,
+    versions: HashMap<String, u128>,
     /// Row numbers by the key's JSON text (rebuilt on load).
     #[serde(skip)]
     index: HashMap<String, Vec<u64>>,
@@ -226,7 +226,7 @@ impl MemoryStorage {
 
     /// The version kept with the record of `model` whose key is `key` (0
     /// when it was never written with a version).
-    pub fn version(&self, model: &str, key: &Value) -> u64 {
+    pub fn version(&self, model: &str, key: &Value) -> u128 {
         self.with_tables("version", |tables| {
             Ok((
                 tables
@@ -403,7 +403,7 @@ impl Storage for MemoryStorage {
         model: &str,
         key: &Value,
         write: VersionedWrite,
-        version: u64,
+        version: u128,
     ) -> Result<Versioned, BackendError> {
         let key_field = self.key_of(model);
         self.with_tables("write_versioned", |tables| {

@@ -28,6 +28,8 @@ pub struct RedisClock {
     connection: Connection,
     epoch_key: String,
     epoch: String,
+    /// The epoch's creation time (its numeric identity), in microseconds.
+    created_at: u64,
     channel: String,
     waiters: Arc<Waiters>,
     _listener: Listener,
@@ -56,13 +58,36 @@ impl RedisClock {
     pub async fn connect(url: &str) -> Result<Self, BackendError> {
         let connection = Connection::open(url).await?;
         let epoch_key = connection.key("epoch");
+        let suffix = fresh_epoch_suffix();
         let mut invocation = scripts::EPOCH.prepare_invoke();
-        invocation.key(&epoch_key).arg(fresh_epoch_suffix());
+        invocation.key(&epoch_key).arg(&suffix);
         let reply = connection.run("connect", &invocation).await?;
         let epoch = text(&reply)
             .filter(|epoch| !epoch.is_empty())
             .ok_or_else(|| connection.unexpected("connect", "the epoch script", &reply))?
             .to_owned();
+        let created_at = epoch_micros(&epoch).ok_or_else(|| {
+            connection.failure(
+                "connect",
+                format!(
+                    "the epoch key {epoch_key} holds {epoch:?}, not an epoch written by \
+                     promiscuous; is another program using the prefix {}?",
+                    connection.prefix()
+                ),
+            )
+        })?;
+        if epoch.ends_with(&suffix) {
+            tracing::warn!(
+                url = %connection.target(),
+                prefix = %connection.prefix(),
+                epoch = created_at,
+                "the Redis clock held no state, so a new one was created (epoch {created_at}). \
+                 On a first start this is expected; otherwise Redis lost its state (restarted \
+                 without persistence, or flushed): versions start again in the new epoch, \
+                 subscribers dead-letter what is left of the old one, and an initial sync of \
+                 each publisher brings them back in line"
+            );
+        }
         let channel = connection.key("advanced");
         let waiters = Arc::new(Waiters::default());
         let pubsub = waiters::subscribe(connection.client(), &channel, connection.target()).await?;
@@ -78,6 +103,7 @@ impl RedisClock {
             connection,
             epoch_key,
             epoch,
+            created_at,
             channel,
             waiters,
             _listener: listener,
@@ -102,9 +128,11 @@ impl RedisClock {
                 operation,
                 format!(
                     "the Redis clock at {url} lost its state (was it restarted without \
-                     persistence, or flushed?); versions can no longer be trusted: bump the \
-                     `generation` of every publisher and subscriber and restart them, then run \
-                     an initial sync (see docs)"
+                     persistence, or flushed?); versions taken before can no longer be ordered \
+                     against new ones: restart this process (it continues in a new clock epoch, \
+                     with the same generation), then run an initial sync of the publishers so \
+                     subscribers get what the old epoch's last messages carried (see the \
+                     operations guide)"
                 ),
             )
             .state_lost()
@@ -311,6 +339,16 @@ impl Clock for RedisClock {
         "redis"
     }
 
+    fn epoch(&self) -> u64 {
+        self.created_at
+    }
+
+    async fn check(&self) -> Result<(), BackendError> {
+        let mut invocation = scripts::READ.prepare_invoke();
+        invocation.key(&self.epoch_key).arg(&self.epoch);
+        self.run("check", &invocation).await.map(|_| ())
+    }
+
     async fn tick(&self, keys: &[String]) -> Result<Vec<u64>, BackendError> {
         Ok(self.tick_reading("tick", keys, &[], None).await?.0)
     }
@@ -469,6 +507,12 @@ impl Clock for RedisClock {
 /// The only value read for one key.
 fn first(values: Vec<u64>) -> u64 {
     values.first().copied().unwrap_or(0)
+}
+
+/// The creation time an epoch starts with (the server's time in
+/// microseconds, before the first `-`).
+fn epoch_micros(epoch: &str) -> Option<u64> {
+    epoch.split('-').next()?.parse().ok()
 }
 
 /// A value no other connecting clock makes: the process id, the time and a

@@ -43,16 +43,20 @@
 //! # The epoch
 //!
 //! Counters only go up; if Redis loses them (restarted without persistence,
-//! flushed), publishers start again from 1 and subscribers that already
-//! applied higher versions would wait forever or skip operations. So when a
-//! [`RedisClock`] connects it reads the key `<prefix>epoch`, creating it with a
-//! fresh value when absent (`SET NX`), and every script compares it with the
-//! value seen at connect. When it is gone or different, the call changes
-//! nothing and fails with a [`BackendError`] for which
-//! [`is_state_lost`](BackendError::is_state_lost) is true: bump the
-//! `generation` of every publisher and subscriber, restart them and run an
-//! initial sync. Only `connect` creates the epoch: a clock connected after the
-//! loss works again (on the new, empty state).
+//! flushed), publishers start again from 1, and subscribers that already
+//! applied higher versions must not compare the new versions with the old.
+//! So when a [`RedisClock`] connects it reads the key `<prefix>epoch`,
+//! creating it when absent (`SET NX`) from the server's time, and every
+//! script compares it with the value seen at connect. When it is gone or
+//! different, the call changes nothing and fails with a [`BackendError`] for
+//! which [`is_state_lost`](BackendError::is_state_lost) is true: the process
+//! must restart. Only `connect` creates the epoch: a clock connected after
+//! the loss works again, on the new, empty state, under a later
+//! [`epoch`](promiscuous_core::traits::Clock::epoch) (the creation time in
+//! microseconds) that every message carries, so subscribers keep the new
+//! versions apart from the old (see the operations guide). Creating an epoch
+//! is logged as a warning: expected on a first start, a sign of a lost state
+//! otherwise.
 //!
 //! # Connections
 //!

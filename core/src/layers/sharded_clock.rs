@@ -96,6 +96,23 @@ impl Clock for ShardedClock {
         "sharded"
     }
 
+    /// The latest of the nodes' epochs: a node whose state was recreated
+    /// makes the whole clock newer.
+    fn epoch(&self) -> u64 {
+        self.nodes
+            .iter()
+            .map(|node| node.epoch())
+            .max()
+            .unwrap_or(0)
+    }
+
+    async fn check(&self) -> Result<(), BackendError> {
+        for node in &self.nodes {
+            node.check().await?;
+        }
+        Ok(())
+    }
+
     async fn tick(&self, keys: &[String]) -> Result<Vec<u64>, BackendError> {
         match self.single_node(keys.iter(), "tick")? {
             Some(node) => self.nodes[node].tick(keys).await,

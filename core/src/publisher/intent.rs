@@ -45,6 +45,9 @@ pub(crate) struct IntentData {
     pub app: String,
     /// Its generation.
     pub generation: u64,
+    /// The epoch of the clock state its versions were taken from.
+    #[serde(default)]
+    pub epoch: u64,
     /// How to finish it.
     pub kind: IntentKind,
     /// The operations and counters.

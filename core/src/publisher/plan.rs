@@ -155,6 +155,7 @@ impl Plan {
 pub(crate) fn message(
     app: &str,
     generation: u64,
+    epoch: u64,
     host: &str,
     id: &str,
     operations: Vec<Operation>,
@@ -163,6 +164,7 @@ pub(crate) fn message(
         format: FORMAT_VERSION,
         app: app.to_owned(),
         generation,
+        epoch,
         timestamp: now_ms(),
         host: Some(host.to_owned()),
         id: Some(id.to_owned()),

@@ -211,6 +211,7 @@ impl Publication {
         let intent = IntentData {
             app: rt.config.app.clone(),
             generation: rt.config.generation,
+            epoch: rt.clock.epoch(),
             kind: self.kind,
             plan: plan.clone(),
             recorded: self.recorded.clone(),
@@ -240,7 +241,7 @@ impl Publication {
 
     /// The version the record of write `index` is written with (see
     /// `Storage::write_versioned`), once the versions are taken.
-    pub fn stamp(&self, index: usize) -> Result<u64> {
+    pub fn stamp(&self, index: usize) -> Result<u128> {
         let op = self
             .taken
             .as_ref()
@@ -253,12 +254,14 @@ impl Publication {
             .endpoint
             .as_ref()
             .map_or(0, |dep| dep.version);
-        version_stamp(self.rt.config.generation, version).ok_or_else(|| Error::Definition {
-            model: op.endpoint.clone(),
-            problem: format!(
-                "version {version} of generation {} does not fit a record version (2^48 operations per endpoint and generation); bump the generation",
-                self.rt.config.generation
-            ),
+        let generation = self.rt.config.generation;
+        version_stamp(generation, self.rt.clock.epoch(), version).ok_or_else(|| {
+            Error::Definition {
+                model: op.endpoint.clone(),
+                problem: format!(
+                    "generation {generation} does not fit a record version (generations go up to 65535)"
+                ),
+            }
         })
     }
 
@@ -281,6 +284,7 @@ impl Publication {
         Ok(message(
             &config.app,
             config.generation,
+            self.rt.clock.epoch(),
             &config.host,
             &self.id,
             plan.operations_with(attributes),
@@ -337,6 +341,7 @@ impl Publication {
         let noop = message(
             &config.app,
             config.generation,
+            self.rt.clock.epoch(),
             &config.host,
             &self.id,
             plan.noops(),

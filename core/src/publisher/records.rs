@@ -326,7 +326,7 @@ async fn apply_plain(storage: &dyn Storage, write: &Write) -> Result<Option<Reco
 async fn apply_versioned(
     storage: &dyn Storage,
     write: &Write,
-    stamp: u64,
+    stamp: u128,
     publication: &str,
 ) -> Result<Option<Record>> {
     let model = write.pending.definition.model;

@@ -251,6 +251,7 @@ fn resolve_chain<'a>(
         let message = message(
             &intent.app,
             intent.generation,
+            intent.epoch,
             &rt.config.host,
             id,
             operations,
@@ -309,6 +310,7 @@ async fn finish_outbox(
     let noop = message(
         &intent.app,
         intent.generation,
+        intent.epoch,
         &rt.config.host,
         id,
         noops.to_vec(),
@@ -401,7 +403,7 @@ async fn finish_versioned(
     for (index, op) in operations.iter().enumerate() {
         let model = intent.plan.models.get(index).map_or("", String::as_str);
         let version = op.dependencies.endpoint.as_ref().map_or(0, |d| d.version);
-        let stamp = version_stamp(intent.generation, version).unwrap_or(u64::MAX);
+        let stamp = version_stamp(intent.generation, intent.epoch, version).unwrap_or(u128::MAX);
         let recorded = intent.recorded.get(index).cloned().unwrap_or_default();
         if let Recorded::Attributes(attributes) = recorded {
             out.push(as_recorded(op, attributes));

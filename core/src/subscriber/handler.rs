@@ -218,14 +218,14 @@ fn after_commit<M: Subscribe>(model: M, ctx: Context, op: &Operation) -> Option<
 
 /// The version the record is written with on a storage with versioned
 /// writes: the publication's generation and endpoint version.
-fn stamp(message: &Message, op: &Operation) -> Option<u64> {
+fn stamp(message: &Message, op: &Operation) -> Option<u128> {
     let version = op
         .dependencies
         .endpoint
         .as_ref()
         .or(op.dependencies.write.first())?
         .version;
-    version_stamp(message.generation, version)
+    version_stamp(message.generation, message.epoch, version)
 }
 
 /// How the handler writes to a storage: versioned (conditioned on the
@@ -235,7 +235,7 @@ fn stamp(message: &Message, op: &Operation) -> Option<u64> {
 enum Writer<'a> {
     Versioned {
         storage: &'a dyn Storage,
-        stamp: u64,
+        stamp: u128,
     },
     Plain(&'a dyn Storage),
 }

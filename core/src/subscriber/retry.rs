@@ -21,9 +21,10 @@ pub(crate) fn retry_delay(config: &Config, attempt: u32) -> Duration {
 
 /// Whether a failed message is retried rather than dead-lettered: failures
 /// of a backend that may come back (a clock or database outage) never use
-/// up the attempts.
+/// up the attempts, and permanent ones (see [`Error::is_permanent`]) get
+/// none.
 pub(crate) fn will_retry(config: &Config, attempt: u32, error: &Error) -> bool {
-    error.is_temporary() || attempt + 1 < config.max_attempts
+    error.is_temporary() || (!error.is_permanent() && attempt + 1 < config.max_attempts)
 }
 
 /// What to do with a delivery whose processing failed with `error` on
@@ -32,6 +33,10 @@ pub(crate) fn disposition(config: &Config, attempt: u32, error: &Error) -> Dispo
     if will_retry(config, attempt, error) {
         Disposition::Retry {
             delay: retry_delay(config, attempt),
+        }
+    } else if error.is_permanent() {
+        Disposition::DeadLetter {
+            reason: crate::error::chain(error),
         }
     } else {
         Disposition::DeadLetter {

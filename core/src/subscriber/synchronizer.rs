@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use tokio::sync::{watch, Notify};
 
+use super::epochs::{Epochs, Era};
 use super::recovery::{alert, skip, Stalls};
 use super::stats::Counters;
 use super::window::Window;
@@ -34,6 +35,8 @@ pub(crate) struct WriteGate {
 /// The gates of one message.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Gates {
+    /// Whose counters they are.
+    pub era: Era,
     pub writes: Vec<WriteGate>,
     pub reads: Vec<(String, u64)>,
     /// Per operation (in order), the write gates it provides and its version
@@ -62,8 +65,13 @@ impl Gates {
         ops: &[&Operation],
         listens: &dyn Fn(&str) -> bool,
     ) -> Self {
-        let ns = |key: &str| format!("s:{app}:{}:{}:{key}", message.app, message.generation);
-        let mut gates = Gates::default();
+        let era = Era::of(message);
+        let namespace = era.namespace(app);
+        let ns = |key: &str| format!("{namespace}:{key}");
+        let mut gates = Gates {
+            era,
+            ..Gates::default()
+        };
         let mut reads = Vec::new();
         for op in ops {
             let deps = &op.dependencies;
@@ -207,6 +215,12 @@ pub(crate) enum Decision<'a> {
     Defer,
     /// The worker stops: hand it back.
     Stop,
+    /// Its publisher's clock started a later epoch: it cannot be ordered
+    /// any more (see `epochs`).
+    Superseded {
+        /// The later epoch.
+        latest: u64,
+    },
 }
 
 /// Decides when each message may be applied: waits for its dependencies,
@@ -217,6 +231,7 @@ pub(crate) struct Synchronizer {
     in_flight: InFlight,
     pub stalls: Stalls,
     pub window: Window,
+    pub epochs: Epochs,
 }
 
 impl Synchronizer {
@@ -225,6 +240,7 @@ impl Synchronizer {
             in_flight: InFlight::default(),
             stalls: Stalls::default(),
             window: Window::new(prefetch),
+            epochs: Epochs::default(),
         }
     }
 
@@ -248,6 +264,12 @@ impl Synchronizer {
         let every = rt.config.recovery_timeout;
         let mut waiting = None;
         loop {
+            let epoch_changed = self.epochs.changed.notified();
+            tokio::pin!(epoch_changed);
+            epoch_changed.as_mut().enable();
+            if let Some(latest) = self.epochs.superseding(&gates.era) {
+                return Ok(Decision::Superseded { latest });
+            }
             let guard = self.in_flight.enter(&keys[..gates.writes.len()]).await;
             let values = if keys.is_empty() {
                 Vec::new()
@@ -300,6 +322,7 @@ impl Synchronizer {
             tokio::select! {
                 _ = stop.wait_for(|stopped| *stopped) => return Ok(Decision::Stop),
                 _ = self.window.starved(), if in_window => return Ok(Decision::Defer),
+                _ = &mut epoch_changed => {}
                 woken = rt.clock.wait_until(&key, need, until_alert) => { woken?; }
             }
         }
@@ -364,6 +387,7 @@ mod tests {
 
     fn gates(writes: &[(u64, u64)], reads: &[u64]) -> Gates {
         Gates {
+            era: Era::default(),
             provides: Vec::new(),
             writes: writes
                 .iter()

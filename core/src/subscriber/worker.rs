@@ -7,6 +7,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
 use super::apply::apply;
+use super::epochs::Era;
 use super::recovery::{skip, Stall};
 use super::retry::{disposition, retry_delay, will_retry};
 use super::stats::{Counters, WorkerStats};
@@ -33,6 +34,8 @@ pub(crate) struct State {
     /// Whether messages are held in a prefetch window (not for inline
     /// deliveries, which wait for a missing dependency only so long).
     in_window: bool,
+    /// Why the worker stopped by itself, if it did.
+    fatal: std::sync::Mutex<Option<String>>,
 }
 
 /// A running subscriber worker. Stop it with [`shutdown`](Worker::shutdown);
@@ -120,9 +123,32 @@ impl State {
             counters: Counters::default(),
             stop: stop_rx,
             in_window,
+            fatal: std::sync::Mutex::new(None),
             rt,
         };
         (state, stop_tx)
+    }
+
+    /// Stops the worker by itself, for `reason` (the first reason wins).
+    fn halt(&self, reason: String) {
+        self.fatal
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get_or_insert(reason);
+        let _ = self.halt.send(true);
+    }
+
+    /// The error saying why the worker stopped by itself, if it did.
+    fn stopped_by_itself(&self) -> Option<Error> {
+        let reason = self
+            .fatal
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()?;
+        Some(Error::WorkerStopped {
+            app: self.rt.config.app.clone(),
+            reason,
+        })
     }
 
     fn stats(&self) -> WorkerStats {
@@ -164,6 +190,24 @@ impl Worker {
         Ok(skipped)
     }
 
+    /// Waits until the worker stops, by [`shutdown`](Self::shutdown) (then
+    /// `Ok`) or by itself: the clock lost its state, or the broker closed
+    /// its consumer for good. Then it fails with [`Error::WorkerStopped`],
+    /// saying why (reported through the error notifier and logged at ERROR
+    /// when it happened). A service's `main` can end with it, so that the
+    /// process exits (and is restarted) instead of running with no consumer.
+    pub async fn wait(&mut self) -> Result<()> {
+        if let Some(pump) = self.pump.take() {
+            if let Err(e) = pump.await {
+                tracing::error!(error = %e, "subscriber worker task failed");
+            }
+        }
+        match self.state.stopped_by_itself() {
+            Some(error) => Err(error),
+            None => Ok(()),
+        }
+    }
+
     /// Stops consuming, lets operations being applied finish, hands waiting
     /// messages back to the broker, and returns. Idempotent.
     pub async fn shutdown(&mut self) {
@@ -186,12 +230,20 @@ async fn pump(state: Arc<State>, mut consumer: Box<dyn crate::traits::Consumer>)
     let mut stop = state.stop.clone();
     let mut tasks = JoinSet::new();
     let mut pauses = crate::backoff::exponential(FIRST_RECONNECT_PAUSE, MAX_RECONNECT_PAUSE);
+    let mut faulted = state.rt.fault.subscribe();
     let mut check = tokio::time::interval(Window::check_period());
     check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         while tasks.try_join_next().is_some() {}
         let next = tokio::select! {
             _ = stop.wait_for(|stopped| *stopped) => break,
+            _ = faulted.wait_for(|faulted| *faulted) => {
+                state.halt(format!(
+                    "its clock ({}) lost its state; restart the app (see the error reported before)",
+                    state.rt.clock.name()
+                ));
+                break;
+            }
             _ = check.tick() => {
                 state.sync.window.check();
                 continue;
@@ -199,7 +251,16 @@ async fn pump(state: Arc<State>, mut consumer: Box<dyn crate::traits::Consumer>)
             next = consumer.next() => next,
         };
         match next {
-            None => break,
+            None => {
+                if !*stop.borrow() {
+                    state.halt(format!(
+                        "the broker ({}) ended the consumer of queue {}",
+                        state.rt.broker.name(),
+                        state.rt.config.app
+                    ));
+                }
+                break;
+            }
             Some(Ok(delivery)) => {
                 pauses = crate::backoff::exponential(FIRST_RECONNECT_PAUSE, MAX_RECONNECT_PAUSE);
                 Counters::bump(&state.counters.received);
@@ -224,7 +285,10 @@ async fn pump(state: Arc<State>, mut consumer: Box<dyn crate::traits::Consumer>)
         tasks.abort_all();
         while tasks.join_next().await.is_some() {}
     }
-    tracing::info!(app = %state.rt.config.app, "subscriber worker stopped");
+    match state.stopped_by_itself() {
+        Some(error) => state.rt.report(&error),
+        None => tracing::info!(app = %state.rt.config.app, "subscriber worker stopped"),
+    }
 }
 
 async fn settle(state: &State, delivery: Delivery, disposition: Option<Disposition>) {
@@ -265,7 +329,7 @@ async fn handle(state: Arc<State>, delivery: Delivery) {
             // until an operator restarts with a bumped generation.
             state.rt.report(&error);
             settle(&state, delivery, Some(Disposition::Requeue)).await;
-            let _ = state.halt.send(true);
+            state.halt(crate::error::chain(&error));
         }
         Err(error) => {
             Counters::bump(&state.counters.failed);
@@ -301,6 +365,10 @@ async fn process(state: &State, message: &Message) -> Result<Processed> {
         });
         return Ok(Processed::Done);
     }
+    let era = Era::of(message);
+    if let Some(latest) = state.sync.epochs.observe(rt, &era).await? {
+        return Err(era.superseded(latest));
+    }
     let ops: Vec<&Operation> = message
         .operations
         .iter()
@@ -331,6 +399,7 @@ async fn process(state: &State, message: &Message) -> Result<Processed> {
             return Ok(Processed::Done);
         }
         Decision::Defer => return Ok(Processed::Deferred),
+        Decision::Superseded { latest } => return Err(gates.era.superseded(latest)),
         Decision::Stop => return Ok(Processed::Stopped),
         Decision::Apply { values, guard } => (values, guard),
     };

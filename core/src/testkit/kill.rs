@@ -218,6 +218,12 @@ impl Clock for KillableClock {
     fn name(&self) -> &'static str {
         self.inner.name()
     }
+    fn epoch(&self) -> u64 {
+        self.inner.epoch()
+    }
+    async fn check(&self) -> Result<(), BackendError> {
+        self.process.call("clock.check", self.inner.check()).await
+    }
     async fn tick(&self, keys: &[String]) -> Result<Vec<u64>, BackendError> {
         self.process.call("clock.tick", self.inner.tick(keys)).await
     }
@@ -437,7 +443,7 @@ impl Storage for KillableStorage {
         model: &str,
         key: &Value,
         write: VersionedWrite,
-        version: u64,
+        version: u128,
     ) -> Result<Versioned, BackendError> {
         let inner = self.inner.storage();
         self.process

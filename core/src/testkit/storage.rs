@@ -271,6 +271,14 @@ pub async fn find_filters_and_limits(fixture: &dyn StorageFixture) {
         "{}: an empty filter matches every record",
         storage.name()
     );
+    assert_eq!(
+        find(storage, &model, &Filter::default(), usize::MAX)
+            .await
+            .len(),
+        4,
+        "{}: `usize::MAX` as the limit means no limit",
+        storage.name()
+    );
     assert!(
         find(
             storage,
@@ -741,7 +749,7 @@ async fn versioned(
     model: &str,
     id: i64,
     write: VersionedWrite,
-    version: u64,
+    version: u128,
 ) -> Versioned {
     match tokio::time::timeout(
         PATIENCE,
@@ -768,7 +776,7 @@ pub async fn versioned_writes_apply_only_over_older_versions(fixture: &dyn Stora
     let ada = || record(json!({"id": 1, "name": "Ada"}));
     let named = |name: &str| record(json!({ "name": name }));
     use VersionedWrite::*;
-    let steps: Vec<(VersionedWrite, u64, Versioned, &str)> = vec![
+    let steps: Vec<(VersionedWrite, u128, Versioned, &str)> = vec![
         (
             Update(ada()),
             1,
@@ -842,7 +850,7 @@ pub async fn versioned_writes_apply_only_over_older_versions(fixture: &dyn Stora
     );
     let gone = find(storage, &model, &Filter::eq("id", json!(1)), 5).await;
     assert!(gone.is_empty(), "{name}: deleted");
-    let steps: Vec<(VersionedWrite, u64, Versioned, &str)> = vec![
+    let steps: Vec<(VersionedWrite, u128, Versioned, &str)> = vec![
         (
             Upsert(ada()),
             8,

@@ -2,7 +2,8 @@
 //! publications that took them.
 
 use std::fmt::Debug;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 
@@ -13,6 +14,24 @@ use crate::error::BackendError;
 /// than any lock lives, so a recovery worker always finds the intents of the
 /// locks it recovers.
 pub const INTENT_RETENTION: Duration = Duration::from_secs(24 * 3600);
+
+/// A new [epoch](Clock::epoch) from this host's time: microseconds since the
+/// Unix epoch, later than any this process made before (for clocks that
+/// keep their state in the process).
+pub fn fresh_epoch() -> u64 {
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX)
+        });
+    let previous = LAST
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |last| {
+            Some(now.max(last.saturating_add(1)))
+        })
+        .unwrap_or(now);
+    now.max(previous.saturating_add(1))
+}
 
 /// What a publication records with its versions: its id (the owner tag of
 /// its locks) and what another process needs to finish it.
@@ -78,6 +97,22 @@ pub struct RecordedIntent {
 pub trait Clock: Send + Sync + Debug + 'static {
     /// Short name for logs and errors (`memory`, `redis`).
     fn name(&self) -> &'static str;
+
+    /// The identity of the state this clock holds: when that state was
+    /// created, in microseconds since the Unix epoch.
+    ///
+    /// Behaviour: constant for the life of the clock. A state created after
+    /// another was lost (a Redis restarted empty, a new process for an
+    /// in-memory clock) has a later epoch, so versions of the two states are
+    /// never compared: messages carry the epoch and subscribers keep their
+    /// applied versions per epoch. Calls after the state was lost fail with a
+    /// [state-lost](BackendError::is_state_lost) error.
+    fn epoch(&self) -> u64;
+
+    /// Checks that the clock answers and still holds the state of
+    /// [`epoch`](Clock::epoch); idle processes call it now and then so they
+    /// notice a lost state (or a dead server) before their next operation.
+    async fn check(&self) -> Result<(), BackendError>;
 
     /// Adds one to every counter in `keys` and returns their new values, in order.
     ///

@@ -11,7 +11,9 @@ mod storage;
 pub use broker::{
     Acknowledge, Broker, BrokerCapabilities, Consumer, Delivery, Disposition, Subscription,
 };
-pub use clock::{Clock, IntentRecord, RecordedIntent, Step, Versions, INTENT_RETENTION};
+pub use clock::{
+    fresh_epoch, Clock, IntentRecord, RecordedIntent, Step, Versions, INTENT_RETENTION,
+};
 pub use lock::{Acquisition, ExpiredLock, Lock};
 pub use outbox::{Fence, Outbox, OutboxEntry};
 pub use storage::{

@@ -130,7 +130,7 @@ pub enum Versioned {
     /// one given (a newer write, or a fence, got there first).
     Stale {
         /// The version stored with the record.
-        stored: u64,
+        stored: u128,
     },
     /// An update or delete found no record (nothing changed), or a stamp
     /// found none (a tombstone now holds the version).
@@ -242,7 +242,7 @@ pub trait Storage: Send + Sync + Debug + 'static {
         model: &str,
         key: &Value,
         write: VersionedWrite,
-        version: u64,
+        version: u128,
     ) -> Result<Versioned, BackendError> {
         let _ = (key, write, version);
         Err(BackendError::new(

@@ -16,8 +16,15 @@ pub struct Message {
     pub format: u64,
     /// Name of the publishing application.
     pub app: String,
-    /// Generation of the publisher's version counters (bumped after losing them).
+    /// Generation of the publisher's version counters (bumped by an operator
+    /// to start counting again on purpose).
     pub generation: u64,
+    /// Epoch of the clock state the versions were taken from: when it was
+    /// created, in microseconds since the Unix epoch (0: not given). A clock
+    /// that lost its state starts a later epoch, and versions of two epochs
+    /// are never compared.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub epoch: u64,
     /// Milliseconds since the Unix epoch when the operation was published.
     pub timestamp: u64,
     /// Host name of the publishing process, for debugging.
@@ -29,6 +36,10 @@ pub struct Message {
     pub id: Option<String>,
     /// The operations, applied together by subscribers.
     pub operations: Vec<Operation>,
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
 }
 
 /// What happened to a record.

@@ -4,7 +4,7 @@
 mod applied;
 mod registry;
 mod session;
-mod statements;
+pub(crate) mod statements;
 mod transaction;
 
 use std::sync::Arc;

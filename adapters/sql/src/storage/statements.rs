@@ -122,7 +122,7 @@ impl<'a> On<'a> {
                 Order::Asc,
             );
         }
-        select.limit(u64::try_from(limit).unwrap_or(u64::MAX));
+        select.limit(sql_limit(limit));
         Ok(select)
     }
 
@@ -236,4 +236,13 @@ mod tests {
         ));
         Ok(())
     }
+}
+
+/// `limit` as a SQL `LIMIT`: databases take a signed 64-bit one (and the
+/// driver refuses a larger value), so anything above means no limit.
+pub(crate) fn sql_limit(limit: usize) -> u64 {
+    Ord::min(
+        u64::try_from(limit).unwrap_or(u64::MAX),
+        i64::MAX.unsigned_abs(),
+    )
 }
