@@ -30,6 +30,7 @@ macro_rules! every_engine {
 
 every_engine!(
     create_update_destroy,
+    permanent_errors_are_dead_lettered_at_once,
     polymorphism,
     foreign_key,
     rollback_publishes_nothing,

@@ -14,8 +14,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Retry {
     /// The failure is transient (connection lost, timeout): retrying can help.
     Temporary,
-    /// The failure will happen again (bad input, missing permission): do not retry.
+    /// The failure will happen again with the same input (a value too long
+    /// for its column, a malformed record): retrying cannot help.
     Permanent,
+    /// Not known: retrying may help or not (a subscriber retries such a
+    /// message up to `max_attempts` times).
+    Unknown,
 }
 
 /// An error reported by a backend (broker, lock, clock or storage).
@@ -49,6 +53,24 @@ pub struct BackendError {
     pub source: Option<BoxError>,
 }
 
+/// `prefix` then `text`, or nothing for an empty text.
+fn prefixed(prefix: &str, text: &str) -> String {
+    if text.is_empty() {
+        String::new()
+    } else {
+        format!("{prefix}{text}")
+    }
+}
+
+/// `: attribute {a} is {v}`, or nothing when the attribute is not known.
+fn attribute_and_value(attribute: &str, value: &str) -> String {
+    match (attribute.is_empty(), value.is_empty()) {
+        (true, _) => String::new(),
+        (false, true) => format!(": attribute `{attribute}`"),
+        (false, false) => format!(": attribute `{attribute}` is {value}"),
+    }
+}
+
 /// `: text`, or nothing for an empty text.
 fn colon_then(text: &str) -> String {
     if text.is_empty() {
@@ -59,7 +81,8 @@ fn colon_then(text: &str) -> String {
 }
 
 impl BackendError {
-    /// A new permanent error without a source.
+    /// A new error without a source, neither temporary nor permanent (see
+    /// [`temporary`](Self::temporary), [`permanent`](Self::permanent)).
     pub fn new(
         backend: &'static str,
         operation: &'static str,
@@ -71,7 +94,7 @@ impl BackendError {
             operation,
             target: target.into(),
             message: message.into(),
-            retry: Retry::Permanent,
+            retry: Retry::Unknown,
             state_lost: false,
             source: None,
         }
@@ -95,6 +118,12 @@ impl BackendError {
         self
     }
 
+    /// Marks the error as permanent: the same input fails the same way.
+    pub fn permanent(mut self) -> Self {
+        self.retry = Retry::Permanent;
+        self
+    }
+
     /// Attaches the underlying error.
     pub fn with_source(mut self, source: impl Into<BoxError>) -> Self {
         self.source = Some(source.into());
@@ -104,6 +133,11 @@ impl BackendError {
     /// Whether retrying the call may succeed.
     pub fn is_temporary(&self) -> bool {
         self.retry == Retry::Temporary
+    }
+
+    /// Whether retrying the call with the same input cannot succeed.
+    pub fn is_permanent(&self) -> bool {
+        self.retry == Retry::Permanent
     }
 }
 
@@ -188,7 +222,10 @@ pub enum Error {
         waited: Duration,
     },
     /// Processing a received message failed.
-    #[error("failed to process {operation} of {model} id {id} from {endpoint}")]
+    #[error(
+        "failed to process {operation} of {model} id {id} from {endpoint}{}",
+        prefixed(" with ", attributes)
+    )]
     Subscriber {
         /// The subscriber model (or the received type when none matched).
         model: String,
@@ -198,6 +235,9 @@ pub enum Error {
         operation: &'static str,
         /// The endpoint the message came from.
         endpoint: String,
+        /// The received attributes, cut short (`name = "…", email = "…"`),
+        /// when the failure may be due to one of them (empty otherwise).
+        attributes: Box<str>,
         /// Why it failed.
         #[source]
         source: BoxError,
@@ -221,14 +261,25 @@ pub enum Error {
         /// The endpoint the counter belongs to.
         endpoint: String,
     },
-    /// A stored record could not be converted to or from the model.
-    #[error("cannot convert {model} {direction}")]
+    /// A record could not be converted to or from the model.
+    #[error(
+        "cannot convert {model}{} {direction}{}",
+        prefixed(" ", id),
+        attribute_and_value(attribute, value)
+    )]
     Conversion {
         /// The model.
         model: String,
+        /// The record's id as JSON, when known (empty otherwise).
+        id: String,
         /// `from the stored record`, `to a record`, `from the received attributes`.
         direction: &'static str,
-        /// The serde error, which names the field.
+        /// The path of the attribute that failed (`name`, `address.city`),
+        /// when known (empty otherwise).
+        attribute: Box<str>,
+        /// An excerpt of that attribute's value as JSON (empty when unknown).
+        value: Box<str>,
+        /// The serde error: what was expected.
         #[source]
         source: serde_json::Error,
     },
@@ -399,7 +450,14 @@ impl Error {
     /// temporary nor permanent (a callback's, say) are retried up to
     /// `max_attempts` times.
     pub fn is_permanent(&self) -> bool {
-        matches!(self, Error::Wire(_) | Error::SupersededEpoch { .. })
+        match self {
+            Error::Wire(_) | Error::SupersededEpoch { .. } | Error::Conversion { .. } => true,
+            Error::Backend(e) => e.is_permanent(),
+            Error::Write { source, .. } | Error::Subscriber { source, .. } => {
+                boxed_is_permanent(source.as_ref())
+            }
+            _ => false,
+        }
     }
 
     /// Whether retrying may help.
@@ -477,6 +535,15 @@ fn boxed_is_temporary(source: &(dyn std::error::Error + Send + Sync + 'static)) 
     source
         .downcast_ref::<Error>()
         .is_some_and(Error::is_temporary)
+}
+
+fn boxed_is_permanent(source: &(dyn std::error::Error + Send + Sync + 'static)) -> bool {
+    if let Some(backend) = source.downcast_ref::<BackendError>() {
+        return backend.is_permanent();
+    }
+    source
+        .downcast_ref::<Error>()
+        .is_some_and(Error::is_permanent)
 }
 
 /// The kinds of errors, for the error notifier and logs.

@@ -878,3 +878,77 @@ pub async fn sync_waits_for_a_locked_record(engine: Engine) {
     pair.assert_replica(&expected).await;
     worker.shutdown().await;
 }
+
+/// Errors that cannot succeed on retry go to the dead-letter queue at once,
+/// with the model, the id, the attribute and the value in the reason: a
+/// value of the wrong JSON type (every engine), a value too long for its
+/// column (PostgreSQL and MariaDB; SQLite does not enforce lengths).
+pub async fn permanent_errors_are_dead_lettered_at_once(engine: Engine) {
+    use sea_orm::ConnectionTrait;
+    let pair = Pair::new(engine, "permanent").await;
+    let narrow = match engine {
+        Engine::Postgres => Some("ALTER TABLE users ALTER COLUMN name TYPE varchar(10)"),
+        Engine::MariaDb => Some("ALTER TABLE users MODIFY name varchar(10) NOT NULL"),
+        Engine::Sqlite => None,
+    };
+    if let Some(statement) = narrow {
+        pair.replica
+            .connection()
+            .execute_unprepared(statement)
+            .await
+            .unwrap();
+    }
+    let mut worker = pair.worker().await;
+    let wrong_type = json!({
+        "format": 1, "app": PUBLISHER_APP, "generation": 0, "timestamp": 0,
+        "operations": [{
+            "operation": "create", "endpoint": "shop/user", "types": ["User"], "id": 4242,
+            "attributes": {"name": ["a", "b"], "email": "e@x", "active": true, "profile": null}
+        }]
+    });
+    pair.broker
+        .inject("warehouse", "shop/user", wrong_type.to_string().as_bytes());
+    let mut expected = 1;
+    if narrow.is_some() {
+        pair.publisher
+            .insert(user::ActiveModel {
+                name: Set("y".repeat(200)),
+                email: Set("long@example.com".into()),
+                active: Set(true),
+                profile: Set(None),
+                password: Set("secret".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        expected += 1;
+    }
+    let parked = eventually(WAIT, || async {
+        pair.broker.dead_letters("warehouse").len() == expected
+    })
+    .await;
+    let letters = pair.broker.dead_letters("warehouse");
+    assert!(parked, "{letters:?} {:?}", worker.stats());
+    assert!(
+        letters.iter().all(|l| l.attempts == 1),
+        "dead-lettered on the first delivery, not retried: {:?}",
+        letters.iter().map(|l| l.attempts).collect::<Vec<_>>()
+    );
+    let reasons: Vec<&str> = letters.iter().map(|l| l.reason.as_str()).collect();
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("User 4242") && r.contains(r#"`name` is ["a","b"]"#)),
+        "the reason names the record, the attribute and the value: {reasons:?}"
+    );
+    if narrow.is_some() {
+        assert!(
+            reasons.iter().any(|r| r.contains("User")
+                && r.contains("name = \"yyyy")
+                && r.contains("(202 characters)")),
+            "the reason names the record and shows the value: {reasons:?}"
+        );
+    }
+    assert_eq!(worker.stats().failed, expected as u64);
+    worker.shutdown().await;
+}

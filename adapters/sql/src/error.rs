@@ -111,6 +111,58 @@ impl SqlError {
             _ => false,
         }
     }
+
+    /// Whether the same write fails the same way however often it is tried:
+    /// a value the column cannot hold (too long, out of range, of the wrong
+    /// type), a missing required value, a record with an attribute the table
+    /// lacks. A subscriber dead-letters such a message at once.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            SqlError::Database { source, .. } => is_permanent(source),
+            SqlError::Conversion { .. }
+            | SqlError::UnknownColumn { .. }
+            | SqlError::UnknownModel { .. }
+            | SqlError::MultiRowWrite { .. }
+            | SqlError::Definition { .. } => true,
+            SqlError::Promiscuous(e) => e.is_permanent(),
+            SqlError::Conflict { .. } => false,
+        }
+    }
+}
+
+/// SQLSTATE classes and codes of errors the same data always hits: data
+/// exceptions (22: too long, out of range, invalid text), not-null and check
+/// violations (PostgreSQL and MySQL give SQLSTATEs).
+fn is_permanent_sqlstate(code: &str) -> bool {
+    code.len() == 5 && (code.starts_with("22") || code == "23502" || code == "23514")
+}
+
+/// MySQL error numbers and SQLite extended codes of the same errors: MySQL
+/// data too long, out of range, incorrect value, truncated value, column
+/// cannot be null, check violated; SQLite NOT NULL, CHECK, DATATYPE, TOOBIG.
+const PERMANENT_NUMBERS: &[&str] = &[
+    "1406", "1264", "1366", "1292", "1048", "3819", "1299", "275", "3091", "18",
+];
+
+/// Whether a database error is one the same data always hits.
+pub(crate) fn is_permanent(error: &DbErr) -> bool {
+    let (DbErr::Exec(sea_orm::RuntimeErr::SqlxError(sqlx))
+    | DbErr::Query(sea_orm::RuntimeErr::SqlxError(sqlx))) = error
+    else {
+        return false;
+    };
+    let sea_orm::sqlx::Error::Database(database) = sqlx.as_ref() else {
+        return false;
+    };
+    let mysql_number = database
+        .try_downcast_ref::<sea_orm::sqlx::mysql::MySqlDatabaseError>()
+        .map(|e| e.number().to_string());
+    let code = database.code().map(|code| code.into_owned());
+    code.as_deref().is_some_and(is_permanent_sqlstate)
+        || code
+            .iter()
+            .chain(mysql_number.iter())
+            .any(|code| PERMANENT_NUMBERS.contains(&code.as_str()))
 }
 
 /// SQLSTATE / driver codes of conflicts that succeed when tried again:
@@ -153,6 +205,7 @@ pub(crate) fn is_temporary(error: &DbErr) -> bool {
 impl From<SqlError> for BackendError {
     fn from(error: SqlError) -> Self {
         let temporary = error.is_temporary();
+        let permanent = error.is_permanent();
         let (operation, target) = match &error {
             SqlError::Database {
                 operation, target, ..
@@ -169,6 +222,8 @@ impl From<SqlError> for BackendError {
         let backend = BackendError::new("sea-orm", operation, target, "").with_source(error);
         if temporary {
             backend.temporary()
+        } else if permanent {
+            backend.permanent()
         } else {
             backend
         }

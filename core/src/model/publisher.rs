@@ -163,7 +163,10 @@ pub fn published_attributes<M: Publish>(model: &M) -> Result<Map<String, Value>>
         Err(source) => {
             return Err(Error::Conversion {
                 model: def.model.to_owned(),
+                id: String::new(),
                 direction: "to published attributes",
+                attribute: Box::default(),
+                value: Box::default(),
                 source,
             })
         }

@@ -87,7 +87,10 @@ pub(crate) async fn apply(
             crate::dependency::id_json(&op.id),
         ));
         let ordered = rt.config.mode != crate::Mode::Unordered && first;
-        let outcome = handler.apply(storage, message, op, ordered).await?;
+        let outcome = handler
+            .apply(storage, message, op, ordered)
+            .await
+            .map_err(|e| super::handler::storage_failed(handler.definition().model, op, e))?;
         outcomes.push(outcome.applied);
         after_commit.extend(outcome.after_commit);
     }

@@ -102,6 +102,7 @@ fn callback_failed(def: &SubscriberDef, op: &Operation, name: &str, source: BoxE
         id: op.id_text(),
         operation: op.operation.as_str(),
         endpoint: op.endpoint.clone(),
+        attributes: Box::default(),
         source: format!("callback {name} failed: {source}").into(),
     }
 }
@@ -122,8 +123,55 @@ fn subscriber_error(def: &SubscriberDef, op: &Operation, problem: String) -> Err
         id: op.id_text(),
         operation: op.operation.as_str(),
         endpoint: op.endpoint.clone(),
+        attributes: Box::default(),
         source: problem.into(),
     }
+}
+
+/// A storage failure applying `op`, with the operation and its received
+/// attributes, so that a value the store refuses (too long for its column,
+/// say) shows in the error and the dead letter's reason.
+pub(crate) fn storage_failed(model: &str, op: &Operation, error: Error) -> Error {
+    if !matches!(error, Error::Backend(_)) {
+        return error;
+    }
+    Error::Subscriber {
+        model: model.to_owned(),
+        id: op.id_text(),
+        operation: op.operation.as_str(),
+        endpoint: op.endpoint.clone(),
+        attributes: op
+            .attributes
+            .as_ref()
+            .map(attributes_excerpt)
+            .unwrap_or_default()
+            .into_boxed_str(),
+        source: Box::new(error),
+    }
+}
+
+/// `name = value, …`, each value cut to 80 characters, at most 20 attributes.
+fn attributes_excerpt(attributes: &serde_json::Map<String, serde_json::Value>) -> String {
+    const VALUE: usize = 80;
+    const COUNT: usize = 20;
+    let mut shown: Vec<String> = attributes
+        .iter()
+        .take(COUNT)
+        .map(|(name, value)| {
+            let text = value.to_string();
+            let length = text.chars().count();
+            if length > VALUE {
+                let cut: String = text.chars().take(VALUE).collect();
+                format!("{name} = {cut}… ({length} characters)")
+            } else {
+                format!("{name} = {text}")
+            }
+        })
+        .collect();
+    if attributes.len() > COUNT {
+        shown.push(format!("… ({} attributes)", attributes.len()));
+    }
+    shown.join(", ")
 }
 
 /// Turns an embedded document `{"types","id","attributes"}` (or an array or null of them)
