@@ -90,6 +90,7 @@ fn backlog(app: &str, count: usize) -> (Vec<Vec<u8>>, [i64; RECORDS]) {
                 read: Vec::new(),
                 endpoint: Some(Dependency::new(endpoint.clone(), endpoint_version)),
             },
+            sync: false,
         };
         let message = Message {
             format: FORMAT_VERSION,

@@ -165,7 +165,7 @@ async fn urls_name_the_missing_backend_and_the_feature_that_brings_it() {
         .await;
     match result {
         Err(Error::Config { field, problem }) if cfg!(not(feature = "redis")) => {
-            assert_eq!(field, "clock_url");
+            assert_eq!(field, "redis_url", "the setting the user called is named");
             assert!(problem.contains("`redis` feature"), "{problem}");
         }
         Err(error @ Error::Connection(_)) if cfg!(feature = "redis") => {
@@ -183,11 +183,41 @@ async fn urls_name_the_missing_backend_and_the_feature_that_brings_it() {
     assert!(problem.contains("not a URL"), "{problem}");
 
     let (field, problem) = config_error(base().broker_url("memory://x").redis_url("null://")).await;
-    assert_eq!(field, "clock_url");
+    assert_eq!(field, "redis_url");
     assert!(
         problem.contains("no backend for null://"),
         "null:// is only a broker: {problem}"
     );
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn an_unknown_redis_url_parameter_is_refused_naming_the_setting() {
+    let (field, problem) = config_error(
+        memory(Promiscuous::configure().app("crowdtap"))
+            .redis_url("redis://127.0.0.1:6379/?prefx=crowdtap:"),
+    )
+    .await;
+    assert_eq!(field, "redis_url");
+    assert!(problem.contains("did you mean `prefix`"), "{problem}");
+    let (field, _) = config_error(
+        memory(Promiscuous::configure().app("crowdtap"))
+            .clock_url("redis://127.0.0.1:6379/?prefx=crowdtap:"),
+    )
+    .await;
+    assert_eq!(field, "clock_url");
+}
+
+#[tokio::test]
+async fn an_app_name_too_long_for_a_queue_is_refused_when_built() {
+    let (field, problem) =
+        config_error(memory(Promiscuous::configure().app("a".repeat(300)))).await;
+    assert_eq!(field, "app");
+    assert!(problem.contains("255 bytes"), "{problem}");
+    memory(Promiscuous::configure().app("a".repeat(249)))
+        .build()
+        .await
+        .expect("249 bytes leave room for `.error`");
 }
 
 #[tokio::test]

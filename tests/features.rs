@@ -184,7 +184,11 @@ mod ephemerals {
                 Ok(())
             }
             async fn after_update(&self, ctx: &Context) -> Result<(), BoxError> {
-                JOURNAL.push(&ctx.app, format!("updated {} {}", self.id, self.state));
+                let sync = if ctx.sync { " (sync)" } else { "" };
+                JOURNAL.push(
+                    &ctx.app,
+                    format!("updated {} {}{sync}", self.id, self.state),
+                );
                 Ok(())
             }
             async fn after_destroy(&self, ctx: &Context) -> Result<(), BoxError> {
@@ -221,7 +225,13 @@ async fn ephemerals_are_published_never_stored_and_observers_only_run_callbacks(
     account.state = "banned".into();
     apps.publisher.update(&account).await.unwrap();
     apps.publisher.destroy(&account).await.unwrap();
-    applied(&worker, 4).await;
+    let kept = ephemerals::Account {
+        id: 6,
+        state: "kept".into(),
+    };
+    apps.publisher.create(&kept).await.unwrap();
+    apps.publisher.sync(&kept).await.unwrap();
+    applied(&worker, 6).await;
 
     assert_eq!(
         JOURNAL.entries(&app),
@@ -229,8 +239,11 @@ async fn ephemerals_are_published_never_stored_and_observers_only_run_callbacks(
             "mail 123 registered",
             "created 5 active",
             "updated 5 banned",
-            "destroyed 5"
+            "destroyed 5",
+            "created 6 kept",
+            "updated 6 kept (sync)",
         ],
+        "callbacks are told which operations a sync republished"
     );
     assert!(
         apps.source.records("UserEvent").is_empty(),

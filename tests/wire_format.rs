@@ -292,6 +292,7 @@ fn user(
             ("crowdtap/user#102947", version),
             ("crowdtap/user", endpoint_version),
         ),
+        sync: false,
     }
 }
 
@@ -310,6 +311,7 @@ fn comment(operation: OperationKind, version: u64, endpoint_version: u64, body: 
             ("crowdtap/comment#108692", version),
             ("crowdtap/comment", endpoint_version),
         ),
+        sync: false,
     }
 }
 
@@ -372,6 +374,7 @@ fn expected(name: &str) -> Message {
                     "plan": "gold",
                 })),
                 dependencies: dependencies(("crowdtap/user#218081", 1), ("crowdtap/user", 20)),
+                sync: false,
             }],
         ),
         "embedded.json" => envelope(
@@ -402,6 +405,7 @@ fn expected(name: &str) -> Message {
                     },
                 })),
                 dependencies: dependencies(("shop/order#1017269", 4), ("shop/order", 96)),
+                sync: false,
             }],
         ),
         "ephemeral.json" => envelope(
@@ -420,6 +424,7 @@ fn expected(name: &str) -> Message {
                     ("crowdtap/page_view", 311),
                     ("crowdtap/page_view", 311),
                 ),
+                sync: false,
             }],
         ),
         "read-dependencies.json" => {

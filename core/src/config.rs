@@ -62,7 +62,8 @@ pub type ErrorNotifier = Arc<dyn Fn(&Error) + Send + Sync>;
 /// A backend given as a URL or as an instance.
 enum Choice<T: ?Sized> {
     Unset,
-    Url(String),
+    /// A URL, and the builder method that gave it (named in errors).
+    Url(String, &'static str),
     Urls(Vec<String>),
     Instance(Arc<T>),
 }
@@ -71,7 +72,7 @@ impl<T: ?Sized + fmt::Debug> fmt::Debug for Choice<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Choice::Unset => f.write_str("default"),
-            Choice::Url(url) => write!(f, "{}", redact_url(url)),
+            Choice::Url(url, _) => write!(f, "{}", redact_url(url)),
             Choice::Urls(urls) => {
                 let shown: Vec<String> = urls.iter().map(|u| redact_url(u)).collect();
                 write!(f, "{shown:?}")
@@ -259,7 +260,7 @@ impl ConfigBuilder {
     /// The broker URL: `amqp://…` (feature `amqp`), `memory://name` (in-process,
     /// shared by every instance using the same name) or `null://` (pretend mode).
     pub fn broker_url(mut self, url: impl Into<String>) -> Self {
-        self.broker = Choice::Url(url.into());
+        self.broker = Choice::Url(url.into(), "broker_url");
         self
     }
 
@@ -270,14 +271,16 @@ impl ConfigBuilder {
     }
 
     /// The URL of both the lock and the clock: `redis://…` (feature `redis`) or `memory://name`.
-    pub fn redis_url(self, url: impl Into<String>) -> Self {
+    pub fn redis_url(mut self, url: impl Into<String>) -> Self {
         let url = url.into();
-        self.clock_url(url.clone()).lock_url(url)
+        self.clock = Choice::Url(url.clone(), "redis_url");
+        self.lock = Choice::Url(url, "redis_url");
+        self
     }
 
     /// The clock URL, when it differs from the lock's.
     pub fn clock_url(mut self, url: impl Into<String>) -> Self {
-        self.clock = Choice::Url(url.into());
+        self.clock = Choice::Url(url.into(), "clock_url");
         self
     }
 
@@ -300,7 +303,7 @@ impl ConfigBuilder {
 
     /// The lock URL, when it differs from the clock's.
     pub fn lock_url(mut self, url: impl Into<String>) -> Self {
-        self.lock = Choice::Url(url.into());
+        self.lock = Choice::Url(url.into(), "lock_url");
         self
     }
 
@@ -423,6 +426,15 @@ impl ConfigBuilder {
                 format!("{app:?} is not a valid application name: use letters, digits, `_` or `-`"),
             )
         })?;
+        if app.len() > MAX_APP_LEN {
+            return Err(Error::config(
+                "app",
+                format!(
+                    "the application name is {} bytes long; at most {MAX_APP_LEN}: it names the RabbitMQ queues `<app>` and `<app>.error`, whose names are at most 255 bytes",
+                    app.len()
+                ),
+            ));
+        }
         let positive = |field: &'static str, value: Duration| {
             if value.is_zero() {
                 Err(Error::config(field, "must be greater than zero"))
@@ -501,6 +513,7 @@ impl ConfigBuilder {
     /// Validates the settings, connects the backends and returns the instance.
     pub async fn build(self) -> Result<Promiscuous> {
         let config = self.validate()?;
+        check_publisher_endpoints(&config.app)?;
         let subscribers = self
             .subscribers
             .clone()
@@ -517,12 +530,10 @@ impl ConfigBuilder {
         let broker = match self.broker {
             Choice::Instance(broker) => broker,
             choice => {
-                let url = url_of(choice, "broker_url", ENV_AMQP_URL, DEFAULT_AMQP_URL);
-                let factory = factory(&url, "broker_url", |f| f.broker.is_some())?;
-                let build = factory
-                    .broker
-                    .ok_or_else(|| not_a("broker_url", &url, "broker"))?;
-                build(&url).await.map_err(Error::Connection)?
+                let (url, field) = url_of(choice, "broker_url", ENV_AMQP_URL, DEFAULT_AMQP_URL);
+                let factory = factory(&url, field, |f| f.broker.is_some())?;
+                let build = factory.broker.ok_or_else(|| not_a(field, &url, "broker"))?;
+                build(&url).await.map_err(|e| connect_failed(field, e))?
             }
         };
         let clock = match self.clock {
@@ -534,30 +545,30 @@ impl ConfigBuilder {
                     let build = factory
                         .clock
                         .ok_or_else(|| not_a("clock_urls", url, "clock"))?;
-                    nodes.push(build(url).await.map_err(Error::Connection)?);
+                    nodes.push(
+                        build(url)
+                            .await
+                            .map_err(|e| connect_failed("clock_urls", e))?,
+                    );
                 }
                 let sharded = crate::layers::ShardedClock::new(nodes)
                     .map_err(|e| Error::config("clock_urls", e.message))?;
                 Arc::new(sharded)
             }
             choice => {
-                let url = url_of(choice, "clock_url", ENV_REDIS_URL, DEFAULT_REDIS_URL);
-                let factory = factory(&url, "clock_url", |f| f.clock.is_some())?;
-                let build = factory
-                    .clock
-                    .ok_or_else(|| not_a("clock_url", &url, "clock"))?;
-                build(&url).await.map_err(Error::Connection)?
+                let (url, field) = url_of(choice, "redis_url", ENV_REDIS_URL, DEFAULT_REDIS_URL);
+                let factory = factory(&url, field, |f| f.clock.is_some())?;
+                let build = factory.clock.ok_or_else(|| not_a(field, &url, "clock"))?;
+                build(&url).await.map_err(|e| connect_failed(field, e))?
             }
         };
         let lock = match self.lock {
             Choice::Instance(lock) => lock,
             choice => {
-                let url = url_of(choice, "lock_url", ENV_REDIS_URL, DEFAULT_REDIS_URL);
-                let factory = factory(&url, "lock_url", |f| f.lock.is_some())?;
-                let build = factory
-                    .lock
-                    .ok_or_else(|| not_a("lock_url", &url, "lock"))?;
-                build(&url).await.map_err(Error::Connection)?
+                let (url, field) = url_of(choice, "redis_url", ENV_REDIS_URL, DEFAULT_REDIS_URL);
+                let factory = factory(&url, field, |f| f.lock.is_some())?;
+                let build = factory.lock.ok_or_else(|| not_a(field, &url, "lock"))?;
+                build(&url).await.map_err(|e| connect_failed(field, e))?
             }
         };
         Ok(Promiscuous::new(
@@ -571,10 +582,46 @@ impl ConfigBuilder {
     }
 }
 
-fn url_of<T: ?Sized>(choice: Choice<T>, _field: &'static str, env: &str, default: &str) -> String {
+/// Longest application name: `<app>.error` must fit a 255-byte queue name.
+const MAX_APP_LEN: usize = 255 - ".error".len();
+
+/// Every publisher in the binary publishes to a valid endpoint (a `to` is
+/// only checked here: the derive takes it as written).
+fn check_publisher_endpoints(app: &str) -> Result<()> {
+    for registration in crate::model::PublisherRegistration::all() {
+        let def = (registration.definition)();
+        Endpoint::parse(&def.endpoint(app)).map_err(|problem| Error::Definition {
+            model: def.model.to_owned(),
+            problem: format!("{problem}; fix its `to`"),
+        })?;
+    }
+    Ok(())
+}
+
+/// The URL chosen, and the builder method (or default) it came from.
+fn url_of<T: ?Sized>(
+    choice: Choice<T>,
+    default_field: &'static str,
+    env: &str,
+    default: &str,
+) -> (String, &'static str) {
     match choice {
-        Choice::Url(url) => url,
-        _ => std::env::var(env).unwrap_or_else(|_| default.to_owned()),
+        Choice::Url(url, field) => (url, field),
+        _ => (
+            std::env::var(env).unwrap_or_else(|_| default.to_owned()),
+            default_field,
+        ),
+    }
+}
+
+/// A backend that could not be built from the URL of `field`: a connection
+/// error when trying again may help, otherwise a configuration error naming
+/// the setting (a malformed URL, an unknown parameter, refused credentials).
+fn connect_failed(field: &'static str, error: crate::error::BackendError) -> Error {
+    if error.is_temporary() {
+        Error::Connection(error)
+    } else {
+        Error::config(field, crate::error::chain(&error))
     }
 }
 

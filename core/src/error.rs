@@ -668,11 +668,24 @@ mod tests {
             id: "1".into(),
             operation: "update",
             endpoint: "app/user".into(),
+            attributes: Box::default(),
             source: "no such column".into(),
         };
         assert_eq!(
             chain(&error),
             "failed to process update of User id 1 from app/user: no such column"
+        );
+        let error = Error::Subscriber {
+            model: "User".into(),
+            id: "1".into(),
+            operation: "update",
+            endpoint: "app/user".into(),
+            attributes: "name = \"Ada\"".into(),
+            source: "too long".into(),
+        };
+        assert_eq!(
+            chain(&error),
+            "failed to process update of User id 1 from app/user with name = \"Ada\": too long"
         );
     }
 

@@ -137,6 +137,7 @@ fn operation(published: &Published) -> Operation {
         id: Value::Null,
         attributes: None,
         dependencies: Dependencies::default(),
+        sync: false,
     }
 }
 

@@ -192,6 +192,7 @@ mod tests {
                 id: serde_json::json!(1),
                 attributes: Some(serde_json::Map::new()),
                 dependencies: Dependencies::default(),
+                sync: false,
             }],
         }
     }

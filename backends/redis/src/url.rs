@@ -16,6 +16,10 @@ use url::{form_urlencoded, Url};
 /// The query parameter that sets the key prefix.
 const PREFIX_PARAM: &str = "prefix";
 
+/// The query parameters the `redis` crate reads (`db`, `user` and `pass`
+/// for unix sockets; `protocol` everywhere).
+const CLIENT_PARAMS: &[&str] = &["protocol", "db", "user", "pass"];
+
 /// A URL split into our options and the URL for the `redis` crate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Options {
@@ -37,6 +41,9 @@ pub(crate) fn parse(url: &str) -> Result<Options, String> {
             continue;
         };
         if name != PREFIX_PARAM {
+            if !CLIENT_PARAMS.contains(&name.as_ref()) {
+                return Err(unknown_param(&name));
+            }
             kept.push(pair);
             continue;
         }
@@ -62,6 +69,23 @@ pub(crate) fn parse(url: &str) -> Result<Options, String> {
     })
 }
 
+/// The error for a query parameter nobody reads, with the closest known name.
+fn unknown_param(name: &str) -> String {
+    let known = std::iter::once(PREFIX_PARAM).chain(CLIENT_PARAMS.iter().copied());
+    let closest = known
+        .clone()
+        .map(|candidate| (strsim::levenshtein(name, candidate), candidate))
+        .min()
+        .filter(|(distance, candidate)| distance * 3 <= name.len().max(candidate.len()))
+        .map(|(_, candidate)| format!(" (did you mean `{candidate}`?)"))
+        .unwrap_or_default();
+    let known: Vec<String> = known.map(|k| format!("`{k}`")).collect();
+    format!(
+        "unknown query parameter `{name}` in the Redis URL{closest}; known: {}",
+        known.join(", ")
+    )
+}
+
 /// Whether decoding `raw` replaced bytes that are not UTF-8 with U+FFFD
 /// (form-urlencoded decoding is lossy): `decoded` then holds more U+FFFD than
 /// `raw` spells out (`%EF%BF%BD`).
@@ -78,6 +102,16 @@ mod tests {
     fn parsed(url: &str) -> (String, String) {
         let options = parse(url).unwrap();
         (options.redis_url, options.prefix)
+    }
+
+    #[test]
+    fn unknown_parameters_are_refused_with_the_closest_name() {
+        let refused = parse("redis://127.0.0.1/?prefx=app:").unwrap_err();
+        assert!(refused.contains("`prefx`"), "{refused}");
+        assert!(refused.contains("did you mean `prefix`"), "{refused}");
+        let refused = parse("redis://127.0.0.1/?colour=red").unwrap_err();
+        assert!(!refused.contains("did you mean"), "{refused}");
+        assert!(parse("redis://127.0.0.1/?protocol=resp3&prefix=a:").is_ok());
     }
 
     #[test]
@@ -102,9 +136,9 @@ mod tests {
             ("redis://host/0".into(), "app:".into())
         );
         assert_eq!(
-            parsed("redis://host/0?protocol=resp3&prefix=a%3Ab%26c+d&x=1#frag"),
+            parsed("redis://host/0?protocol=resp3&prefix=a%3Ab%26c+d&db=1#frag"),
             (
-                "redis://host/0?protocol=resp3&x=1#frag".into(),
+                "redis://host/0?protocol=resp3&db=1#frag".into(),
                 "a:b&c d".into()
             )
         );

@@ -87,6 +87,10 @@ pub struct Context {
     pub published_at: u64,
     /// The versions that order the operation.
     pub versions: Dependencies,
+    /// The operation republishes the record's current state (an initial
+    /// sync): a `create` callback may then see a record that existed long
+    /// before (skip welcome mails and the like when it is set).
+    pub sync: bool,
 }
 
 /// Hooks around create, update and destroy on the subscriber side.

@@ -163,7 +163,7 @@ pub(crate) async fn publish_or_leave(publication: Publication, message: &crate::
                 .map(|(write, op)| (write, op.attributes.clone().unwrap_or_default()))
                 .collect();
             let promiscuous = Promiscuous { inner: rt.clone() };
-            if let Err(error) = promiscuous.publish_recorded(states).await {
+            if let Err(error) = promiscuous.publish_recorded(states, false).await {
                 rt.report(&error);
             }
         }

@@ -78,6 +78,7 @@ impl Plan {
                 id: write.id.clone(),
                 attributes: None,
                 dependencies: Dependencies::default(),
+                sync: false,
             });
         }
         plan.locks.sort();

@@ -58,6 +58,8 @@ pub(crate) struct Publication {
     /// Set while the clock step runs: its outcome is unknown until it
     /// answers (it may have taken the versions and lost the answer).
     taking: bool,
+    /// It republishes states (an initial sync): its operations say so.
+    sync: bool,
     /// The outbox its message is stored in, for an outbox publication.
     outbox: Option<Arc<dyn Outbox>>,
     settled: bool,
@@ -90,6 +92,7 @@ impl Publication {
             inherits: Vec::new(),
             taken: None,
             taking: false,
+            sync: false,
             outbox: None,
             settled: false,
         })
@@ -197,6 +200,11 @@ impl Publication {
         )
     }
 
+    /// Marks the publication as republishing states (an initial sync).
+    pub fn republishing_states(&mut self) {
+        self.sync = true;
+    }
+
     /// Takes any lock still missing, then the versions of every write in one
     /// clock step that records the intent.
     pub async fn take_versions(&mut self) -> Result<()> {
@@ -208,6 +216,9 @@ impl Publication {
         self.lock_all().await?;
         let rt = self.rt.clone();
         let mut plan = self.plan();
+        for op in &mut plan.operations {
+            op.sync = self.sync;
+        }
         let intent = IntentData {
             app: rt.config.app.clone(),
             generation: rt.config.generation,

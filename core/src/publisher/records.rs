@@ -502,8 +502,12 @@ impl Promiscuous {
     pub(crate) async fn publish_recorded(
         &self,
         writes: Vec<(PendingWrite, serde_json::Map<String, Value>)>,
+        sync: bool,
     ) -> Result<()> {
         let mut publication = Publication::new(&self.inner, IntentKind::Recorded)?;
+        if sync {
+            publication.republishing_states();
+        }
         let mut produced = Vec::with_capacity(writes.len());
         for (pending, attributes) in writes {
             produced.push(Some(attributes.clone()));
@@ -537,10 +541,13 @@ impl Promiscuous {
             });
         }
         let attributes = published_attributes(event)?;
-        self.publish_recorded(vec![(
-            PendingWrite::of::<M>(OperationKind::Create, event.id()),
-            attributes,
-        )])
+        self.publish_recorded(
+            vec![(
+                PendingWrite::of::<M>(OperationKind::Create, event.id()),
+                attributes,
+            )],
+            false,
+        )
         .await
     }
 
@@ -550,10 +557,10 @@ impl Promiscuous {
     pub async fn sync<M: Publish>(&self, model: &M) -> Result<()> {
         let id = Self::record_id(model)?;
         let attributes = published_attributes(model)?;
-        self.publish_recorded(vec![(
-            PendingWrite::of::<M>(OperationKind::Update, id),
-            attributes,
-        )])
+        self.publish_recorded(
+            vec![(PendingWrite::of::<M>(OperationKind::Update, id), attributes)],
+            true,
+        )
         .await
     }
 

@@ -208,6 +208,7 @@ impl Promiscuous {
     {
         let rt = &self.inner;
         let mut publication = Publication::new(rt, IntentKind::Recorded)?;
+        publication.republishing_states();
         let mut order: Vec<(String, usize)> = writes
             .iter()
             .enumerate()

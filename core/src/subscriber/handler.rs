@@ -247,6 +247,7 @@ fn context(
         message_id: message.id.clone(),
         published_at: message.timestamp,
         versions: op.dependencies.clone(),
+        sync: op.sync,
     }
 }
 

@@ -42,6 +42,10 @@ fn is_zero(value: &u64) -> bool {
     *value == 0
 }
 
+fn is_false(value: &bool) -> bool {
+    !*value
+}
+
 /// What happened to a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -86,6 +90,10 @@ pub struct Operation {
     /// The versions that order this operation.
     #[serde(default)]
     pub dependencies: Dependencies,
+    /// The operation republishes a record's current state (an initial sync)
+    /// rather than reporting a change; callbacks see it in `Context::sync`.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub sync: bool,
 }
 
 /// The versions an operation depends on.

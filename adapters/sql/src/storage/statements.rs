@@ -190,6 +190,15 @@ impl<'a> On<'a> {
     }
 }
 
+/// `limit` as a SQL `LIMIT`: databases take a signed 64-bit one (and the
+/// driver refuses a larger value), so anything above means no limit.
+pub(crate) fn sql_limit(limit: usize) -> u64 {
+    Ord::min(
+        u64::try_from(limit).unwrap_or(u64::MAX),
+        i64::MAX.unsigned_abs(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use sea_orm::sea_query::{ColumnType, PostgresQueryBuilder};
@@ -236,13 +245,4 @@ mod tests {
         ));
         Ok(())
     }
-}
-
-/// `limit` as a SQL `LIMIT`: databases take a signed 64-bit one (and the
-/// driver refuses a larger value), so anything above means no limit.
-pub(crate) fn sql_limit(limit: usize) -> u64 {
-    Ord::min(
-        u64::try_from(limit).unwrap_or(u64::MAX),
-        i64::MAX.unsigned_abs(),
-    )
 }
