@@ -485,6 +485,66 @@ pub async fn preserves_publish_order(broker: &dyn Broker) {
     );
 }
 
+/// 100 publishers publishing 100 messages each, all at once: every one of
+/// the 10,000 messages is delivered (at least once), none is lost.
+pub async fn concurrent_publishers_lose_nothing(broker: &dyn Broker) {
+    if !delivers(broker) {
+        return accepts_without_delivering(broker).await;
+    }
+    const PUBLISHERS: usize = 100;
+    const EACH: usize = 100;
+    let endpoint = format!("{}/{}", unique("app"), unique("user"));
+    let mut consumer = subscribe(broker, &subscription(&unique("q"), &[&endpoint], 1000)).await;
+    let publishers = (0..PUBLISHERS).map(|publisher| {
+        let endpoint = endpoint.clone();
+        async move {
+            for i in 0..EACH {
+                publish(broker, &endpoint, format!("{publisher}-{i}").as_bytes()).await;
+            }
+        }
+    });
+    let consume = async {
+        let mut seen = std::collections::HashSet::new();
+        while seen.len() < PUBLISHERS * EACH {
+            let delivery = next_delivery(consumer.as_mut(), "one of 10,000 messages").await;
+            seen.insert(delivery.payload.clone());
+            ack(delivery).await;
+        }
+        seen.len()
+    };
+    let (_, received) = futures::join!(futures::future::join_all(publishers), consume);
+    assert_eq!(
+        received,
+        PUBLISHERS * EACH,
+        "{}: messages published at once were lost",
+        broker.name()
+    );
+}
+
+/// A delivery still unacknowledged when its consumer goes away (a worker
+/// that crashed) is delivered again to the next consumer of the queue.
+pub async fn unacknowledged_delivery_is_redelivered(broker: &dyn Broker) {
+    if !delivers(broker) || !redelivers(broker) {
+        return;
+    }
+    let endpoint = format!("{}/{}", unique("app"), unique("user"));
+    let subscription = subscription(&unique("q"), &[&endpoint], 10);
+    let mut consumer = subscribe(broker, &subscription).await;
+    publish(broker, &endpoint, b"unsettled").await;
+    let delivery = next_delivery(consumer.as_mut(), "the message").await;
+    drop(delivery);
+    drop(consumer);
+    let mut again = subscribe(broker, &subscription).await;
+    let redelivered = next_delivery(again.as_mut(), "the unacknowledged message").await;
+    assert_eq!(
+        redelivered.payload,
+        b"unsettled",
+        "{}: an unacknowledged message must come back",
+        broker.name()
+    );
+    ack(redelivered).await;
+}
+
 /// Declaring is idempotent: subscribing twice with the same subscription, whose
 /// bindings repeat and overlap (`*/m`, `a/m`, `*/m`), leaves one queue that
 /// gets one copy of each message. Both consumers consume that queue, so a
@@ -601,6 +661,8 @@ where
     nack_dead_letter_does_not_redeliver(b).await;
     prefetch_limits_unacknowledged(b).await;
     preserves_publish_order(b).await;
+    concurrent_publishers_lose_nothing(b).await;
+    unacknowledged_delivery_is_redelivered(b).await;
     subscribe_is_idempotent(b).await;
     close_ends_consumers(make().await.as_ref()).await;
 }
