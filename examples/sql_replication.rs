@@ -55,7 +55,9 @@ mod publisher_service {
         #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
         pub enum Relation {}
 
-        impl ActiveModelBehavior for ActiveModel {}
+        // Writes that do not go through the publisher are refused: they
+        // would never be published.
+        promiscuous::sql::published_writes_only!(ActiveModel);
     }
 }
 

@@ -31,6 +31,7 @@ macro_rules! every_engine {
 every_engine!(
     create_update_destroy,
     permanent_errors_are_dead_lettered_at_once,
+    writes_bypassing_the_publisher_are_refused,
     polymorphism,
     foreign_key,
     rollback_publishes_nothing,

@@ -43,7 +43,8 @@ pub mod user {
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
     pub enum Relation {}
 
-    impl ActiveModelBehavior for ActiveModel {}
+    // Writes that bypass the publisher are refused.
+    promiscuous::sql::published_writes_only!(ActiveModel);
 }
 
 /// Published members: a kind of user, published to the users' endpoint.

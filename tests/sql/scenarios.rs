@@ -657,7 +657,7 @@ pub async fn filtered_sync(engine: Engine) {
         let mut model = new_user(&format!("F{i}"));
         model.id = Set(i);
         model.active = Set(active);
-        let row = model.insert(db).await.unwrap();
+        let row = seed(db, model).await;
         if active {
             expected.push(copy_of(row));
         }
@@ -860,7 +860,7 @@ pub async fn sync_waits_for_a_locked_record(engine: Engine) {
     for i in 1..=3 {
         let mut model = new_user(&format!("S{i}"));
         model.id = Set(i);
-        rows.push(model.insert(db).await.unwrap());
+        rows.push(seed(db, model).await);
     }
     let mut worker = pair.worker().await;
     let mut tx = pair.publisher.begin().await.unwrap();
@@ -951,4 +951,90 @@ pub async fn permanent_errors_are_dead_lettered_at_once(engine: Engine) {
     }
     assert_eq!(worker.stats().failed, expected as u64);
     worker.shutdown().await;
+}
+
+/// A published entity with `published_writes_only!` refuses writes made
+/// without the publisher (on the connection, or inside the publisher's own
+/// transaction), saying what to use; the publisher's writes go through.
+pub async fn writes_bypassing_the_publisher_are_refused(engine: Engine) {
+    let pair = Pair::new(engine, "bypass").await;
+    let mut worker = pair.worker().await;
+    let ada = || user::ActiveModel {
+        name: Set("Ada".into()),
+        email: Set("ada@example.com".into()),
+        active: Set(true),
+        profile: Set(None),
+        password: Set("secret".into()),
+        ..Default::default()
+    };
+    let refused = ada()
+        .insert(pair.source.connection())
+        .await
+        .expect_err("an insert on the connection is refused");
+    let shown = refused.to_string();
+    assert!(
+        shown.contains("User") && shown.contains("SqlPublisher::insert"),
+        "{shown}"
+    );
+    let tx = pair.publisher.begin().await.unwrap();
+    let refused = ada()
+        .insert(tx.connection())
+        .await
+        .expect_err("an insert on the transaction's connection is refused");
+    assert!(
+        refused.to_string().contains("outside SqlPublisher"),
+        "{refused}"
+    );
+    tx.rollback().await.unwrap();
+    assert!(
+        user::Entity::find()
+            .all(pair.source.connection())
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing was written"
+    );
+
+    let stored = pair.publisher.insert(ada()).await.unwrap();
+    let mut renamed = stored.clone().into_active_model();
+    renamed.name = Set("Ada L.".into());
+    let refused = renamed
+        .clone()
+        .update(pair.source.connection())
+        .await
+        .expect_err("an update on the connection is refused");
+    assert!(refused.to_string().contains("update"), "{refused}");
+    let refused = stored
+        .clone()
+        .into_active_model()
+        .delete(pair.source.connection())
+        .await
+        .expect_err("a delete on the connection is refused");
+    assert!(refused.to_string().contains("delete"), "{refused}");
+    pair.publisher.update(renamed).await.unwrap();
+    pair.assert_replica(&[replica_user::Model {
+        id: stored.id,
+        name: "Ada L.".into(),
+        email: stored.email.clone(),
+        active: true,
+        profile: None,
+    }])
+    .await;
+    let renamed = user::Entity::find_by_id(stored.id)
+        .one(pair.source.connection())
+        .await
+        .unwrap()
+        .unwrap();
+    pair.publisher.delete(renamed).await.unwrap();
+    pair.assert_replica(&[]).await;
+    worker.shutdown().await;
+}
+
+/// Writes a user that existed before publishing started (a statement, which
+/// runs no `ActiveModelBehavior` hook: the guard does not see it).
+async fn seed(db: &sea_orm::DatabaseConnection, model: user::ActiveModel) -> user::Model {
+    user::Entity::insert(model)
+        .exec_with_returning(db)
+        .await
+        .unwrap()
 }

@@ -49,6 +49,7 @@
 mod convert;
 mod entity;
 pub mod error;
+mod guard;
 pub mod schema;
 mod storage;
 #[cfg(feature = "testkit")]
@@ -56,6 +57,7 @@ pub mod testkit;
 
 pub use entity::{ColumnInfo, TableInfo};
 pub use error::{Result, SqlError};
+pub use guard::refuse_unpublished_write;
 pub use schema::{migrate, unmigrate};
 pub use storage::{SqlStorage, SqlTransaction};
 mod begin;
@@ -67,3 +69,20 @@ mod sync;
 pub use outbox::SqlOutbox;
 pub use promiscuous_core::publisher::{Relay, RelayPass, RunningRelay};
 pub use sync::{InitialSync, SyncReport};
+
+/// What [`published_writes_only!`] expands to needs; not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use async_trait::async_trait;
+    pub use sea_orm::{ActiveModelBehavior, ConnectionTrait, DbErr};
+
+    /// The published model name of the entity of `A`.
+    pub fn model_name<A>() -> &'static str
+    where
+        A: sea_orm::ActiveModelTrait,
+        <A::Entity as sea_orm::EntityTrait>::Model: promiscuous_core::model::Publish,
+    {
+        <<A::Entity as sea_orm::EntityTrait>::Model as promiscuous_core::model::Publish>::definition()
+            .model
+    }
+}

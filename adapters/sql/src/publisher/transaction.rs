@@ -102,7 +102,7 @@ impl PublishingTransaction {
         ModelOf<A>: Publish + IntoActiveModel<A>,
     {
         self.publisher.published::<A::Entity>()?;
-        let inserted = model.insert(&self.tx).await;
+        let inserted = crate::guard::through_publisher(model.insert(&self.tx)).await;
         self.staged_write(OperationKind::Create, "insert", inserted)
             .await
     }
@@ -114,7 +114,7 @@ impl PublishingTransaction {
         ModelOf<A>: Publish + IntoActiveModel<A>,
     {
         self.publisher.published::<A::Entity>()?;
-        let updated = model.update(&self.tx).await;
+        let updated = crate::guard::through_publisher(model.update(&self.tx)).await;
         self.staged_write(OperationKind::Update, "update", updated)
             .await
     }
@@ -141,9 +141,7 @@ impl PublishingTransaction {
         self.publisher.published::<M::Entity>()?;
         let id = model.id();
         let pending = PendingWrite::of::<M>(OperationKind::Destroy, id.clone());
-        let deleted = model
-            .into_active_model()
-            .delete(&self.tx)
+        let deleted = crate::guard::through_publisher(model.into_active_model().delete(&self.tx))
             .await
             .map_err(|e| self.write_failed::<M>("delete", Some(&id), e))?;
         if deleted.rows_affected == 0 {
