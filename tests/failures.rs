@@ -625,3 +625,46 @@ async fn shutdown_abandons_a_hanging_callback_after_its_timeout_and_keeps_the_me
         "the abandoned message is back in the queue"
     );
 }
+
+#[tokio::test]
+async fn a_worker_that_stops_by_itself_says_why_and_a_shutdown_is_not_an_error() {
+    use promiscuous::Broker as _;
+    let apps = Apps::new("crowdtap", |b| b.subscriber::<models::replica::User>()).await;
+    let mut worker = apps.worker().await;
+    // The broker goes away under the worker (not through `shutdown`).
+    apps.broker.close().await.unwrap();
+    let stopped = tokio::time::timeout(PATIENCE, worker.wait())
+        .await
+        .expect("the worker stops by itself");
+    let error = stopped.expect_err("a worker that stopped by itself is an error");
+    assert!(
+        matches!(&error, Error::WorkerStopped { app, .. } if app == "mailer")
+            && chain(&error).contains("ended the consumer"),
+        "{error}"
+    );
+    assert!(!worker.is_running());
+    assert!(
+        apps.errors()
+            .iter()
+            .any(|e| e.contains("the subscriber worker of mailer stopped")),
+        "reported through the error notifier: {:?}",
+        apps.errors()
+    );
+
+    // Stopped as asked: `wait` returns Ok, nothing is reported.
+    let apps = Apps::new("crowdtap", |b| b.subscriber::<models::replica::User>()).await;
+    let mut worker = apps.worker().await;
+    let waiting = {
+        let subscriber = apps.subscriber.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            subscriber.shutdown().await.unwrap();
+        })
+    };
+    tokio::time::timeout(PATIENCE, worker.wait())
+        .await
+        .expect("the worker stops with its app")
+        .expect("a shutdown is not an error");
+    waiting.await.unwrap();
+    assert!(apps.errors().is_empty(), "{:?}", apps.errors());
+}

@@ -252,7 +252,11 @@ async fn pump(state: Arc<State>, mut consumer: Box<dyn crate::traits::Consumer>)
         };
         match next {
             None => {
-                if !*stop.borrow() {
+                // Ended by `Promiscuous::shutdown` (the broker closed) or by
+                // the worker's own shutdown: a normal stop.
+                let asked =
+                    *stop.borrow() || state.rt.closed.load(std::sync::atomic::Ordering::SeqCst);
+                if !asked {
                     state.halt(format!(
                         "the broker ({}) ended the consumer of queue {}",
                         state.rt.broker.name(),
