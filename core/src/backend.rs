@@ -81,6 +81,24 @@ pub fn known_schemes() -> Vec<&'static str> {
     schemes
 }
 
+/// The error for a query parameter of a `what` URL (`Redis`, `RabbitMQ`)
+/// that nobody reads, naming the closest of the `known` ones when one is
+/// close (a typo such as `prefx`).
+pub fn unknown_parameter(what: &str, name: &str, known: &[&str]) -> String {
+    let closest = known
+        .iter()
+        .map(|candidate| (strsim::levenshtein(name, candidate), *candidate))
+        .min()
+        .filter(|(distance, candidate)| distance * 3 <= name.len().max(candidate.len()))
+        .map(|(_, candidate)| format!(" (did you mean `{candidate}`?)"))
+        .unwrap_or_default();
+    let known: Vec<String> = known.iter().map(|k| format!("`{k}`")).collect();
+    format!(
+        "unknown query parameter `{name}` in the {what} URL{closest}; known: {}",
+        known.join(", ")
+    )
+}
+
 /// A URL with its password replaced by `***`, for logs and errors.
 ///
 /// A URL without a password is returned as it is. A URL that does not parse

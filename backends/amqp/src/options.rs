@@ -10,7 +10,8 @@
 //!
 //! Ours are removed before the URL goes to lapin, and `heartbeat=10` is added
 //! when the URL has no `heartbeat`, so a dead connection is noticed within
-//! seconds.
+//! seconds. Any other query parameter is refused, naming the closest
+//! known one, rather than ignored.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -68,6 +69,15 @@ struct SplitUrl {
     publish_timeout: Option<Duration>,
 }
 
+/// The query parameters lapin reads.
+const LAPIN_PARAMS: &[&str] = &[
+    "heartbeat",
+    "frame_max",
+    "channel_max",
+    "connection_timeout",
+    "auth_mechanism",
+];
+
 /// Removes our query parameters from `url` and adds the default heartbeat.
 ///
 /// Parameter names and our values are percent-decoded (form-urlencoded); the
@@ -90,9 +100,18 @@ fn split_url(url: &str) -> Result<SplitUrl, String> {
                 })?;
                 publish_timeout = Some(Duration::from_millis(ms));
             }
-            key => {
+            key if LAPIN_PARAMS.contains(&key) => {
                 has_heartbeat |= key == "heartbeat";
                 kept.push(pair.to_owned());
+            }
+            key => {
+                let known: Vec<&str> = ["exchange", "publish_timeout_ms"]
+                    .into_iter()
+                    .chain(LAPIN_PARAMS.iter().copied())
+                    .collect();
+                return Err(promiscuous_core::backend::unknown_parameter(
+                    "RabbitMQ", key, &known,
+                ));
             }
         }
     }
@@ -274,6 +293,8 @@ mod tests {
             "amqp://h?heartbeat=10"
         );
         assert!(split_url("amqp://h?publish_timeout_ms=soon").is_err());
+        let refused = split_url("amqp://h?heartbaet=5").unwrap_err();
+        assert!(refused.contains("did you mean `heartbeat`"), "{refused}");
     }
 
     #[test]
@@ -339,8 +360,11 @@ mod tests {
         assert_eq!(options.uri.authority.host, "127.0.0.1");
         assert_eq!(options.url, "amqp://guest@127.0.0.1/%2f");
 
-        let split = split_url("amqp://h/?x=a%26b&heartbeat=5").unwrap();
-        assert_eq!(split.lapin_url, "amqp://h/?x=a%26b&heartbeat=5");
+        let split = split_url("amqp://h/?auth_mechanism=a%26b&heartbeat=5").unwrap();
+        assert_eq!(
+            split.lapin_url,
+            "amqp://h/?auth_mechanism=a%26b&heartbeat=5"
+        );
     }
 
     #[test]

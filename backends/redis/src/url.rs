@@ -7,6 +7,10 @@
 //! - `prefix`: the namespace of every key this crate reads or writes
 //!   (default [`DEFAULT_PREFIX`]). Percent-encode characters that are special
 //!   in a query string (`&`, `#`, `+`, `%`).
+//!
+//! Any other query parameter than these and the `redis` crate's (`protocol`,
+//! `db`, `user`, `pass`) is refused, naming the closest known one: a typo
+//! such as `?prefx=` must not silently leave the default prefix in place.
 
 /// The prefix of every key when the URL has no `prefix` parameter.
 pub const DEFAULT_PREFIX: &str = "promiscuous:";
@@ -42,7 +46,12 @@ pub(crate) fn parse(url: &str) -> Result<Options, String> {
         };
         if name != PREFIX_PARAM {
             if !CLIENT_PARAMS.contains(&name.as_ref()) {
-                return Err(unknown_param(&name));
+                let known: Vec<&str> = std::iter::once(PREFIX_PARAM)
+                    .chain(CLIENT_PARAMS.iter().copied())
+                    .collect();
+                return Err(promiscuous_core::backend::unknown_parameter(
+                    "Redis", &name, &known,
+                ));
             }
             kept.push(pair);
             continue;
@@ -67,23 +76,6 @@ pub(crate) fn parse(url: &str) -> Result<Options, String> {
         redis_url: parsed.into(),
         prefix: prefix.unwrap_or_else(|| DEFAULT_PREFIX.to_owned()),
     })
-}
-
-/// The error for a query parameter nobody reads, with the closest known name.
-fn unknown_param(name: &str) -> String {
-    let known = std::iter::once(PREFIX_PARAM).chain(CLIENT_PARAMS.iter().copied());
-    let closest = known
-        .clone()
-        .map(|candidate| (strsim::levenshtein(name, candidate), candidate))
-        .min()
-        .filter(|(distance, candidate)| distance * 3 <= name.len().max(candidate.len()))
-        .map(|(_, candidate)| format!(" (did you mean `{candidate}`?)"))
-        .unwrap_or_default();
-    let known: Vec<String> = known.map(|k| format!("`{k}`")).collect();
-    format!(
-        "unknown query parameter `{name}` in the Redis URL{closest}; known: {}",
-        known.join(", ")
-    )
 }
 
 /// Whether decoding `raw` replaced bytes that are not UTF-8 with U+FFFD
