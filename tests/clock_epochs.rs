@@ -10,11 +10,11 @@ mod counters;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use counters::{increment, states, CounterCopy, ReplicatedCounter};
+use counters::{create_counters, increment, increment_many, states, sync_counters, CounterCopy};
 use promiscuous::core::error::chain;
 use promiscuous::core::testkit::eventually;
 use promiscuous::memory::{InProcessBroker, MemoryClock, MemoryLock, MemoryStorage};
-use promiscuous::{Clock, Error, Filter, Promiscuous, Storage};
+use promiscuous::{Clock, Error, Promiscuous, Storage};
 use serde_json::json;
 
 const OBJECTS: i64 = 10;
@@ -67,15 +67,8 @@ async fn a_new_clock_epoch_is_applied_and_the_old_ones_leftovers_are_dead_letter
     )
     .await;
     let mut worker = subscriber.subscribe().await.unwrap();
-    for id in 0..OBJECTS {
-        publisher
-            .create(&ReplicatedCounter { id, n: 0 })
-            .await
-            .unwrap();
-    }
-    for i in 0..50 {
-        increment(&publisher, &source, i % OBJECTS).await.unwrap();
-    }
+    create_counters(&publisher, OBJECTS).await;
+    increment_many(&publisher, &source, 50, OBJECTS).await;
     let expected = states(source.as_ref(), "ReplicatedCounter").await;
     assert!(
         eventually(Duration::from_secs(20), || async {
@@ -149,15 +142,7 @@ async fn a_new_clock_epoch_is_applied_and_the_old_ones_leftovers_are_dead_letter
         states(replica.as_ref(), "CounterCopy").await,
         states(source.as_ref(), "ReplicatedCounter").await
     );
-    for record in source
-        .find("ReplicatedCounter", &Filter::default(), usize::MAX)
-        .await
-        .unwrap()
-    {
-        let counter: ReplicatedCounter =
-            serde_json::from_value(serde_json::Value::Object(record)).unwrap();
-        publisher.sync(&counter).await.unwrap();
-    }
+    sync_counters(&publisher, source.as_ref()).await;
     let expected = states(source.as_ref(), "ReplicatedCounter").await;
     assert!(
         eventually(Duration::from_secs(20), || async {

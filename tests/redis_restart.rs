@@ -17,13 +17,16 @@ mod services;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use counters::{assert_caught_up, increment, states, CounterCopy, ReplicatedCounter};
+use counters::{
+    assert_caught_up, create_counters, increment, increment_many, states, sync_counters,
+    CounterCopy,
+};
 use promiscuous::core::error::chain;
 use promiscuous::core::testkit::{eventually, unique};
 use promiscuous::memory::MemoryStorage;
 use promiscuous::sql::testkit::{Engine, TestDatabase};
 use promiscuous::sql::SqlStorage;
-use promiscuous::{Error, Filter, Promiscuous, Storage};
+use promiscuous::{Error, Promiscuous, Storage};
 use sea_orm::{ConnectionTrait, Schema};
 
 const OBJECTS: i64 = 20;
@@ -124,15 +127,8 @@ async fn a_redis_restart_stops_safely_and_a_generation_bump_with_a_sync_catches_
     let subscriber = build(subscriber_app.clone(), replica.clone(), 0).await;
     let publisher = build(publisher_app.clone(), source.clone(), 0).await;
     let mut worker = subscriber.subscribe().await.unwrap();
-    for id in 0..OBJECTS {
-        publisher
-            .create(&ReplicatedCounter { id, n: 0 })
-            .await
-            .unwrap();
-    }
-    for i in 0..200 {
-        increment(&publisher, &source, i % OBJECTS).await.unwrap();
-    }
+    create_counters(&publisher, OBJECTS).await;
+    increment_many(&publisher, &source, 200, OBJECTS).await;
 
     restart_redis();
 
@@ -165,18 +161,8 @@ async fn a_redis_restart_stops_safely_and_a_generation_bump_with_a_sync_catches_
     let subscriber = build(subscriber_app, replica.clone(), 1).await;
     let publisher = build(publisher_app, source.clone(), 1).await;
     let mut worker = subscriber.subscribe().await.unwrap();
-    for record in source
-        .find("ReplicatedCounter", &Filter::default(), usize::MAX)
-        .await
-        .unwrap()
-    {
-        let counter: ReplicatedCounter =
-            serde_json::from_value(serde_json::Value::Object(record)).unwrap();
-        publisher.sync(&counter).await.unwrap();
-    }
-    for i in 0..200 {
-        increment(&publisher, &source, i % OBJECTS).await.unwrap();
-    }
+    sync_counters(&publisher, source.as_ref()).await;
+    increment_many(&publisher, &source, 200, OBJECTS).await;
     assert_caught_up(
         source.as_ref(),
         replica.as_ref(),
@@ -240,15 +226,8 @@ async fn a_redis_restarted_empty_loses_no_update_when_the_apps_restart_with_the_
     let subscriber = build(subscriber_app.clone(), replica.clone()).await;
     let publisher = build(publisher_app.clone(), source.clone()).await;
     let mut worker = subscriber.subscribe().await.unwrap();
-    for id in 0..OBJECTS {
-        publisher
-            .create(&ReplicatedCounter { id, n: 0 })
-            .await
-            .unwrap();
-    }
-    for i in 0..200 {
-        increment(&publisher, &source, i % OBJECTS).await.unwrap();
-    }
+    create_counters(&publisher, OBJECTS).await;
+    increment_many(&publisher, &source, 200, OBJECTS).await;
     assert_caught_up(
         source.as_ref(),
         replica.as_ref(),
@@ -287,11 +266,7 @@ async fn a_redis_restarted_empty_loses_no_update_when_the_apps_restart_with_the_
     let mut worker = subscriber.subscribe().await.unwrap();
     let before = worker.stats();
     const UPDATES: u64 = 1000;
-    for i in 0..UPDATES {
-        increment(&publisher, &source, i as i64 % OBJECTS)
-            .await
-            .unwrap();
-    }
+    increment_many(&publisher, &source, UPDATES as i64, OBJECTS).await;
     assert_caught_up(
         source.as_ref(),
         replica.as_ref(),

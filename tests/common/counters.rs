@@ -135,3 +135,34 @@ pub async fn assert_caught_up(
         "no counter was ever seen going back to an older state"
     );
 }
+
+/// Creates counters `0..count` at 0.
+pub async fn create_counters(app: &Promiscuous, count: i64) {
+    for id in 0..count {
+        app.create(&ReplicatedCounter { id, n: 0 })
+            .await
+            .unwrap_or_else(|e| panic!("create counter {id}: {e}"));
+    }
+}
+
+/// `times` increments, spread over counters `0..count`.
+pub async fn increment_many(app: &Promiscuous, storage: &Arc<dyn Storage>, times: i64, count: i64) {
+    for i in 0..times {
+        increment(app, storage, i % count)
+            .await
+            .unwrap_or_else(|e| panic!("increment {}: {e}", i % count));
+    }
+}
+
+/// Republishes every counter of `storage` (an initial sync).
+pub async fn sync_counters(app: &Promiscuous, storage: &dyn Storage) {
+    for record in storage
+        .find("ReplicatedCounter", &Filter::default(), usize::MAX)
+        .await
+        .unwrap()
+    {
+        let counter: ReplicatedCounter =
+            serde_json::from_value(serde_json::Value::Object(record)).unwrap();
+        app.sync(&counter).await.unwrap();
+    }
+}

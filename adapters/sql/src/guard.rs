@@ -29,7 +29,7 @@ pub(crate) async fn through_publisher<F: Future>(write: F) -> F::Output {
 
 /// Refuses (and logs at ERROR) a write of published model `model` made
 /// outside the publisher; lets the publisher's own writes through. Called by
-/// the hooks [`published_writes_only!`] generates.
+/// the hooks [`published_writes_only!`](crate::published_writes_only) generates.
 pub fn refuse_unpublished_write(model: &str, operation: &str) -> Result<(), DbErr> {
     if THROUGH_PUBLISHER.try_with(|_| ()).is_ok() {
         return Ok(());
