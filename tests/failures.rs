@@ -408,6 +408,18 @@ impl promiscuous::Clock for LosableClock {
     async fn check(&self) -> Result<(), promiscuous::BackendError> {
         LosableClock::check(self)
     }
+    async fn seed(&self, targets: &[(String, u64)]) -> Result<usize, promiscuous::BackendError> {
+        self.check()?;
+        self.inner.seed(targets).await
+    }
+    async fn scan(
+        &self,
+        prefix: &str,
+        cursor: u64,
+    ) -> Result<(Vec<(String, u64)>, u64), promiscuous::BackendError> {
+        self.check()?;
+        self.inner.scan(prefix, cursor).await
+    }
     async fn tick(&self, keys: &[String]) -> Result<Vec<u64>, promiscuous::BackendError> {
         self.check()?;
         self.inner.tick(keys).await

@@ -32,6 +32,7 @@ every_engine!(
     create_update_destroy,
     permanent_errors_are_dead_lettered_at_once,
     writes_bypassing_the_publisher_are_refused,
+    a_joining_subscriber_catches_up_from_a_sync,
     polymorphism,
     foreign_key,
     rollback_publishes_nothing,

@@ -21,6 +21,7 @@ const VALID: &[&str] = &[
     "update.json",
     "destroy.json",
     "noop.json",
+    "baseline.json",
     "polymorphic.json",
     "embedded.json",
     "ephemeral.json",
@@ -198,6 +199,7 @@ fn known_fields(message: &Value) -> Value {
             "format",
             "app",
             "generation",
+            "epoch",
             "timestamp",
             "host",
             "operations",
@@ -217,6 +219,7 @@ fn known_fields(message: &Value) -> Value {
                 "id",
                 "attributes",
                 "dependencies",
+                "sync",
             ],
         );
         if let Some(deps) = op.get("dependencies") {
@@ -357,6 +360,31 @@ fn expected(name: &str) -> Message {
                 ..user(OperationKind::Noop, 1, 19, None)
             }],
         ),
+        "baseline.json" => Message {
+            epoch: 1_780_000_000_000_000,
+            ..envelope(
+                "crowdtap",
+                0,
+                1_718_000_011_000,
+                "worker-1",
+                vec![Operation {
+                    operation: OperationKind::Baseline,
+                    endpoint: "crowdtap/user".into(),
+                    types: vec!["User".into()],
+                    id: Value::Null,
+                    attributes: None,
+                    dependencies: Dependencies {
+                        write: vec![
+                            Dependency::new("crowdtap/user#102512", 3),
+                            Dependency::new("crowdtap/user#102947", 7),
+                        ],
+                        read: Vec::new(),
+                        endpoint: Some(Dependency::new("crowdtap/user", 40)),
+                    },
+                    sync: true,
+                }],
+            )
+        },
         "polymorphic.json" => envelope(
             "crowdtap",
             0,
@@ -542,6 +570,7 @@ fn unknown_fields_are_present_at_every_level_and_ignored() {
             "format",
             "app",
             "generation",
+            "epoch",
             "timestamp",
             "host",
             "operations"
@@ -555,7 +584,8 @@ fn unknown_fields_are_present_at_every_level_and_ignored() {
             "types",
             "id",
             "attributes",
-            "dependencies"
+            "dependencies",
+            "sync"
         ]
     ));
     assert!(extra(deps, &["write", "read", "endpoint"]));
@@ -1065,7 +1095,15 @@ fn counter_keys_follow_the_naming_rule() {
                 .as_ref()
                 .expect("golden operations have an endpoint dependency");
             assert_eq!(endpoint.key, op.endpoint, "{name}");
-            if op.id.is_null() {
+            if op.operation == OperationKind::Baseline {
+                // A baseline lists counters of its endpoint, not its own.
+                assert!(
+                    deps.write
+                        .iter()
+                        .all(|dep| dep.key.starts_with(&format!("{}#", op.endpoint))),
+                    "{name}"
+                );
+            } else if op.id.is_null() {
                 assert_eq!(
                     own, endpoint,
                     "{name}: an ephemeral's own counter is the endpoint's"

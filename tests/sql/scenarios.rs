@@ -1038,3 +1038,53 @@ async fn seed(db: &sea_orm::DatabaseConnection, model: user::ActiveModel) -> use
         .await
         .unwrap()
 }
+
+/// A subscriber that joins after the publisher wrote for a while catches
+/// up from the initial sync: its baseline starts the new subscriber's
+/// counters where the publisher stood, so nothing waits for history it
+/// never received.
+pub async fn a_joining_subscriber_catches_up_from_a_sync(engine: Engine) {
+    let pair = Pair::new(engine, "joining").await;
+    // Written before the subscriber's queue exists: it never receives these.
+    let mut stored = Vec::new();
+    for i in 0..30 {
+        stored.push(
+            pair.publisher
+                .insert(new_user(&format!("J{i}")))
+                .await
+                .unwrap(),
+        );
+    }
+    for user in stored.iter().step_by(2) {
+        let mut edit = user.clone().into_active_model();
+        edit.name = Set(format!("{} edited", user.name));
+        pair.publisher.update(edit).await.unwrap();
+    }
+    pair.publisher.delete(stored[1].clone()).await.unwrap();
+    let mut worker = pair.worker().await;
+    let report = pair
+        .publisher
+        .sync::<user::Entity>()
+        .progress(false)
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(report.published, 29);
+    let expected = pair.source_users().await;
+    pair.assert_replica(&expected).await;
+    let stats = worker.stats();
+    assert!(
+        stats.seeded > 0,
+        "the baseline seeded the counters: {stats:?}"
+    );
+    assert!(
+        !pair
+            .reported
+            .all()
+            .iter()
+            .any(|e| e.contains("waiting for a missing operation")),
+        "nothing waited for history: {:?}",
+        pair.reported.all()
+    );
+    worker.shutdown().await;
+}

@@ -202,6 +202,10 @@ where
             .count(db)
             .await
             .map_err(|e| SqlError::database("count", model, e))?;
+        self.publisher
+            .promiscuous()
+            .publish_baseline(<E::Model as Publish>::definition())
+            .await?;
         let bar = self.progress_bar(total);
         let mut report = SyncReport::default();
         let mut after: Option<sea_orm::Value> = None;

@@ -242,6 +242,46 @@ impl Clock for MemoryClock {
         Ok(())
     }
 
+    async fn seed(&self, targets: &[(String, u64)]) -> Result<usize, BackendError> {
+        let mut counters = self.counters();
+        let mut changed = Vec::with_capacity(targets.len());
+        for (key, target) in targets {
+            let counter = counters.entry(key.clone()).or_insert(0);
+            if *counter == 0 && *target > 0 {
+                *counter = *target;
+                changed.push((key.clone(), *target));
+            }
+        }
+        drop(counters);
+        self.wake(&changed);
+        Ok(changed.len())
+    }
+
+    async fn scan(
+        &self,
+        prefix: &str,
+        cursor: u64,
+    ) -> Result<(Vec<(String, u64)>, u64), BackendError> {
+        const PAGE: usize = 1000;
+        let counters = self.counters();
+        let mut matching: Vec<(String, u64)> = counters
+            .iter()
+            .filter(|(key, _)| key.starts_with(prefix))
+            .map(|(key, value)| (key.clone(), *value))
+            .collect();
+        drop(counters);
+        matching.sort();
+        let start = usize::try_from(cursor).unwrap_or(usize::MAX);
+        let page: Vec<(String, u64)> = matching.iter().skip(start).take(PAGE).cloned().collect();
+        let next = start.saturating_add(page.len());
+        let next = if next >= matching.len() {
+            0
+        } else {
+            next as u64
+        };
+        Ok((page, next))
+    }
+
     async fn wait_until(
         &self,
         key: &str,

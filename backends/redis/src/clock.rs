@@ -473,6 +473,85 @@ impl Clock for RedisClock {
         Ok(())
     }
 
+    async fn seed(&self, targets: &[(String, u64)]) -> Result<usize, BackendError> {
+        if targets.is_empty() {
+            return Ok(0);
+        }
+        let mut invocation = scripts::SEED.prepare_invoke();
+        invocation
+            .key(&self.epoch_key)
+            .arg(&self.epoch)
+            .arg(&self.channel);
+        for (key, target) in targets {
+            invocation
+                .key(self.counter_key(key))
+                .arg(target.to_string());
+        }
+        let reply = self.run("seed", &invocation).await?;
+        let Value::Array(changed) = reply else {
+            return Err(self
+                .connection
+                .unexpected("seed", "the seed script", &reply));
+        };
+        let set = changed.len();
+        for key in changed.into_iter().filter_map(bytes) {
+            if let Ok(key) = String::from_utf8(key) {
+                self.waiters.wake(&key);
+            }
+        }
+        Ok(set)
+    }
+
+    async fn scan(
+        &self,
+        prefix: &str,
+        cursor: u64,
+    ) -> Result<(Vec<(String, u64)>, u64), BackendError> {
+        let namespace = self.counter_key("");
+        let pattern = format!("{}*", glob_escape(&format!("{namespace}{prefix}")));
+        let mut invocation = scripts::SCAN.prepare_invoke();
+        invocation
+            .key(&self.epoch_key)
+            .arg(&self.epoch)
+            .arg(cursor.to_string())
+            .arg(pattern)
+            .arg("1000");
+        let reply = self.run("scan", &invocation).await?;
+        let Value::Array(items) = reply else {
+            return Err(self
+                .connection
+                .unexpected("scan", "the scan script", &reply));
+        };
+        let mut items = items.into_iter();
+        let next = items
+            .next()
+            .and_then(|cursor| text(&cursor).and_then(|c| c.parse::<u64>().ok()))
+            .ok_or_else(|| {
+                self.connection
+                    .failure("scan", "the scan script returned no cursor".to_owned())
+            })?;
+        let mut page = Vec::new();
+        while let (Some(key), Some(value)) = (items.next(), items.next()) {
+            let key = text(&key).unwrap_or_default();
+            let Some(key) = key.strip_prefix(&namespace) else {
+                continue;
+            };
+            let value = text(&value)
+                .and_then(|v| v.parse::<u64>().ok())
+                .ok_or_else(|| {
+                    self.connection.failure(
+                        "scan",
+                        format!(
+                            "counter {key} holds {}, not a counter",
+                            crate::connection::describe(&value)
+                        ),
+                    )
+                })?;
+            page.push((key.to_owned(), value));
+        }
+        Ok((page, next))
+    }
+
     async fn wait_until(
         &self,
         key: &str,
@@ -507,6 +586,18 @@ impl Clock for RedisClock {
 /// The only value read for one key.
 fn first(values: Vec<u64>) -> u64 {
     values.first().copied().unwrap_or(0)
+}
+
+/// `text` with the glob characters of a `SCAN MATCH` pattern escaped.
+fn glob_escape(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
 }
 
 /// The creation time an epoch starts with (the server's time in

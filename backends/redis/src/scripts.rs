@@ -188,6 +188,51 @@ end
 return changed
 ";
 
+/// Sets each counter that is missing (0) to its target, then publishes the
+/// keys that changed, JSON-encoded, on the channel, and returns them.
+///
+/// KEYS[1]: the epoch key; KEYS[2..]: the counters. ARGV[1]: the expected
+/// epoch; ARGV[2]: the channel; ARGV[3..]: the targets, in the order of KEYS[2..].
+const SEED_LUA: &str = r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return redis.status_reply('STATE_LOST')
+end
+local changed = {}
+for i = 2, #KEYS do
+  local target = ARGV[i + 1]
+  local current = redis.call('GET', KEYS[i]) or '0'
+  if current == '0' and target ~= '0' then
+    redis.call('SET', KEYS[i], target)
+    changed[#changed + 1] = KEYS[i]
+  end
+end
+if #changed > 0 then
+  redis.call('PUBLISH', ARGV[2], cjson.encode(changed))
+end
+return changed
+";
+
+/// Reads a page of counters matching a pattern.
+///
+/// KEYS[1]: the epoch key. ARGV[1]: the expected epoch; ARGV[2]: the SCAN
+/// cursor; ARGV[3]: the MATCH pattern; ARGV[4]: the COUNT hint.
+/// Returns `{next cursor, key1, value1, key2, value2, ...}`.
+const SCAN_LUA: &str = r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return redis.status_reply('STATE_LOST')
+end
+local page = redis.call('SCAN', ARGV[2], 'MATCH', ARGV[3], 'COUNT', ARGV[4])
+local out = {page[1]}
+for _, key in ipairs(page[2]) do
+  local value = redis.call('GET', key)
+  if value then
+    out[#out + 1] = key
+    out[#out + 1] = value
+  end
+end
+return out
+";
+
 /// Takes a lock unless it is held.
 ///
 /// KEYS: the lock key, the owner hash, the data hash, the expiry zset.
@@ -300,6 +345,10 @@ pub(crate) static STALE_INTENTS: LazyLock<Script> =
     LazyLock::new(|| Script::new(STALE_INTENTS_LUA));
 /// See [`ADVANCE_LUA`].
 pub(crate) static ADVANCE: LazyLock<Script> = LazyLock::new(|| Script::new(ADVANCE_LUA));
+/// See [`SEED_LUA`].
+pub(crate) static SEED: LazyLock<Script> = LazyLock::new(|| Script::new(SEED_LUA));
+/// See [`SCAN_LUA`].
+pub(crate) static SCAN: LazyLock<Script> = LazyLock::new(|| Script::new(SCAN_LUA));
 /// See [`TRY_ACQUIRE_LUA`].
 pub(crate) static TRY_ACQUIRE: LazyLock<Script> = LazyLock::new(|| Script::new(TRY_ACQUIRE_LUA));
 /// See [`RELEASE_LUA`].

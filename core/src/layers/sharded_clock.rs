@@ -236,6 +236,41 @@ impl Clock for ShardedClock {
         Ok(())
     }
 
+    async fn seed(&self, targets: &[(String, u64)]) -> Result<usize, BackendError> {
+        let mut groups: BTreeMap<usize, Vec<(String, u64)>> = BTreeMap::new();
+        for (key, value) in targets {
+            groups
+                .entry(self.node_of(key))
+                .or_default()
+                .push((key.clone(), *value));
+        }
+        let set = try_join_all(
+            groups
+                .into_iter()
+                .map(|(node, group)| async move { self.nodes[node].seed(&group).await }),
+        )
+        .await?;
+        Ok(set.into_iter().sum())
+    }
+
+    /// Scans the node of the prefix's endpoint: the counters of one
+    /// endpoint live on one node, so a prefix must name an endpoint.
+    async fn scan(
+        &self,
+        prefix: &str,
+        cursor: u64,
+    ) -> Result<(Vec<(String, u64)>, u64), BackendError> {
+        if !prefix.contains('/') {
+            return Err(BackendError::new(
+                "sharded",
+                "scan",
+                prefix,
+                "a scan over several clock nodes must name one endpoint (`…app/model`)",
+            ));
+        }
+        self.nodes[self.node_of(prefix)].scan(prefix, cursor).await
+    }
+
     async fn wait_until(
         &self,
         key: &str,

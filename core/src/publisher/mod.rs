@@ -11,6 +11,7 @@
 //! - `publish` (ephemerals), `sync` and [`InitialSync`] publish state
 //!   without writing.
 
+mod baseline;
 mod intent;
 mod locks;
 mod pipeline;

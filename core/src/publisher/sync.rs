@@ -124,6 +124,7 @@ impl<M: Publish + DeserializeOwned> InitialSync<M> {
         let storage = self.promiscuous.publisher_storage::<M>()?;
         let model = M::definition().model;
         let key_field = storage.key_field(model);
+        self.promiscuous.publish_baseline(M::definition()).await?;
         let mut progress = SyncProgress::default();
         let mut after: Option<Value> = None;
         loop {

@@ -28,7 +28,7 @@ pub(crate) async fn apply(
     let handlers: Vec<_> = ops
         .iter()
         .map(|op| match op.operation {
-            OperationKind::Noop => None,
+            OperationKind::Noop | OperationKind::Baseline => None,
             _ => rt.router.route(op),
         })
         .collect();
@@ -73,7 +73,9 @@ pub(crate) async fn apply(
     // after the first write: the later writes are not conditioned on it.
     let mut written = std::collections::HashSet::new();
     for (index, (op, handler)) in ops.iter().zip(handlers).enumerate() {
-        if op.operation == OperationKind::Noop || gates.already_applied(index, values) {
+        if matches!(op.operation, OperationKind::Noop | OperationKind::Baseline)
+            || gates.already_applied(index, values)
+        {
             outcomes.push(Applied::Nothing);
             continue;
         }

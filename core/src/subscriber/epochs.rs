@@ -68,6 +68,9 @@ impl Era {
 #[derive(Debug, Default)]
 pub(crate) struct Epochs {
     latest: Mutex<HashMap<(String, u64), u64>>,
+    /// Per publisher app, the first era (generation, epoch) this subscriber
+    /// ever received from it: its queue holds everything since.
+    first: Mutex<HashMap<String, (u64, u64)>>,
     /// The changes reported (app, generation, later epoch): once each.
     reported: Mutex<HashSet<(String, u64, u64)>>,
     /// Woken when a later epoch is seen, so waiting messages of the old one
@@ -88,11 +91,56 @@ impl Epochs {
         (latest > era.epoch).then_some(latest)
     }
 
+    /// Whether `era` is the first era this subscriber received of its
+    /// publisher (recorded, once, by [`observe`](Self::observe)): its queue
+    /// was created during it, so what came before the queue belongs to it.
+    pub fn is_first_era(&self, era: &Era) -> bool {
+        self.first
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&era.app)
+            == Some(&(era.generation, era.epoch))
+    }
+
+    /// Records, the first time this process sees `era`'s publisher, the
+    /// first era this subscriber ever received of it (kept in its clock).
+    async fn record_first(&self, rt: &Runtime, era: &Era) -> Result<()> {
+        let known = self
+            .first
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains_key(&era.app);
+        if known {
+            return Ok(());
+        }
+        let keys = [
+            format!("s:{}:{}:first-generation", rt.config.app, era.app),
+            format!("s:{}:{}:first-epoch", rt.config.app, era.app),
+        ];
+        rt.clock
+            .seed(&[
+                (keys[0].clone(), era.generation.saturating_add(1)),
+                (keys[1].clone(), era.epoch),
+            ])
+            .await?;
+        let stored = rt.clock.read(&keys).await?;
+        let first = (
+            stored.first().copied().unwrap_or(0).saturating_sub(1),
+            stored.get(1).copied().unwrap_or(0),
+        );
+        self.first
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(era.app.clone(), first);
+        Ok(())
+    }
+
     /// Notes the epoch of a received message: returns the later epoch that
     /// replaced it, if any. The first message of a later epoch is recorded
     /// (in the subscriber's clock too) and reported as
     /// [`Error::EpochChanged`] when an earlier one was known.
     pub async fn observe(&self, rt: &Runtime, era: &Era) -> Result<Option<u64>> {
+        self.record_first(rt, era).await?;
         if era.epoch == 0 {
             return Ok(None);
         }

@@ -375,6 +375,9 @@ fn changes_between(
 impl<M: Subscribe> TypedHandler<M> {
     async fn observe(&self, message: &Message, op: &Operation) -> Result<Outcome> {
         let def = M::definition();
+        if matches!(op.operation, OperationKind::Noop | OperationKind::Baseline) {
+            return Ok(Outcome::nothing(Applied::Nothing));
+        }
         let mut record = match op.operation {
             OperationKind::Destroy => Record::new(),
             _ => incoming_attributes(def, op)?,
@@ -399,7 +402,9 @@ impl<M: Subscribe> TypedHandler<M> {
                 callback!(def, op, model.after_destroy(&ctx));
                 Applied::Destroyed
             }
-            OperationKind::Noop => return Ok(Outcome::nothing(Applied::Nothing)),
+            OperationKind::Noop | OperationKind::Baseline => {
+                return Ok(Outcome::nothing(Applied::Nothing))
+            }
         };
         Ok(Outcome {
             applied,
@@ -441,7 +446,9 @@ impl<M: Subscribe> TypedHandler<M> {
         }
         let existing = found.pop();
         let (kind, mut model, ctx) = match (op.operation, existing) {
-            (OperationKind::Noop, _) => return Ok(Outcome::nothing(Applied::Nothing)),
+            (OperationKind::Noop | OperationKind::Baseline, _) => {
+                return Ok(Outcome::nothing(Applied::Nothing))
+            }
             (OperationKind::Destroy, None) => {
                 tracing::warn!(model = def.model, id = %op.id_text(), endpoint = %op.endpoint, "destroy of a missing record ignored");
                 return Ok(Outcome::nothing(Applied::Nothing));

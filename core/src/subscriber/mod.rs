@@ -2,6 +2,7 @@
 //! pumps, orders and runs them.
 
 mod apply;
+mod baseline;
 mod epochs;
 mod handler;
 mod recovery;

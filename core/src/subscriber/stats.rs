@@ -24,6 +24,9 @@ pub struct WorkerStats {
     /// Waiting messages sent to the back of the queue because they starved
     /// the prefetch window.
     pub deferred: u64,
+    /// Counters started where an initial sync's baseline said the publisher
+    /// stood (this subscriber never received what came before).
+    pub seeded: u64,
     /// Deliveries held now (received, not yet acknowledged).
     pub in_flight: u64,
     /// Of those, the ones waiting for a dependency now. With `in_flight`
@@ -48,6 +51,7 @@ pub(crate) struct Counters {
     pub dead_lettered: AtomicU64,
     pub recovered: AtomicU64,
     pub deferred: AtomicU64,
+    pub seeded: AtomicU64,
 }
 
 impl Counters {
@@ -70,6 +74,7 @@ impl Counters {
             dead_lettered: get(&self.dead_lettered),
             recovered: get(&self.recovered),
             deferred: get(&self.deferred),
+            seeded: get(&self.seeded),
             in_flight,
             waiting,
         }

@@ -378,6 +378,14 @@ async fn process(state: &State, message: &Message) -> Result<Processed> {
         .iter()
         .filter(|op| rt.router.listens_to(&op.endpoint))
         .collect();
+    if !ops.is_empty()
+        && ops
+            .iter()
+            .all(|op| op.operation == crate::wire::OperationKind::Baseline)
+    {
+        super::baseline::seed(state, &era, &ops).await?;
+        return Ok(Processed::Done);
+    }
     let listens = |endpoint: &str| rt.router.listens_to(endpoint);
     let gates = Gates::of(rt.config.mode, &rt.config.app, message, &ops, &listens);
     let endpoint = ops

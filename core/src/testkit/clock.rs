@@ -336,6 +336,107 @@ pub async fn advance_raises_never_lowers(clock: &dyn Clock) {
     );
 }
 
+/// `seed` sets only counters never touched, leaves the others, and wakes
+/// the waiters of those it set.
+pub async fn seed_sets_only_untouched_counters(clock: &dyn Clock) {
+    let keys = keys("seed", 3);
+    advance(clock, &[(keys[0].clone(), 4)]).await;
+    let waiter =
+        async { tokio::time::timeout(PATIENCE, clock.wait_until(&keys[1], 9, PATIENCE)).await };
+    let seeding = async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        match tokio::time::timeout(
+            PATIENCE,
+            clock.seed(&[(keys[0].clone(), 10), (keys[1].clone(), 9)]),
+        )
+        .await
+        {
+            Ok(Ok(set)) => assert_eq!(set, 1, "{}: seed says how many it set", clock.name()),
+            Ok(Err(e)) => panic!("{}: seed failed: {e}", clock.name()),
+            Err(_) => panic!("{}: seed did not return within {PATIENCE:?}", clock.name()),
+        }
+    };
+    let (woken, ()) = tokio::join!(waiter, seeding);
+    assert!(
+        matches!(woken, Ok(Ok(9))),
+        "{}: a seed wakes the waiters of the counter: {woken:?}",
+        clock.name()
+    );
+    assert_eq!(
+        read(clock, &keys).await,
+        vec![4, 9, 0],
+        "{}: seed sets a counter at 0 and leaves a moved one alone",
+        clock.name()
+    );
+    assert_eq!(
+        tick(clock, &keys[1..2]).await,
+        vec![10],
+        "{}: tick continues from the seeded value",
+        clock.name()
+    );
+}
+
+/// `scan` pages through every counter under a prefix, and nothing else.
+pub async fn scan_lists_the_counters_of_a_prefix(clock: &dyn Clock) {
+    let prefix = format!("{}/m", unique("scan"));
+    let inside: Vec<String> = (0..2500).map(|i| format!("{prefix}#{i}")).collect();
+    let outside = format!("{prefix}x#1");
+    for chunk in inside.chunks(500) {
+        let targets: Vec<(String, u64)> = chunk
+            .iter()
+            .map(|key| {
+                let bucket: u64 = key
+                    .rsplit('#')
+                    .next()
+                    .and_then(|b| b.parse().ok())
+                    .unwrap_or(0);
+                (key.clone(), bucket + 1)
+            })
+            .collect();
+        advance(clock, &targets).await;
+    }
+    advance(clock, &[(outside.clone(), 1)]).await;
+    let mut seen = std::collections::BTreeMap::new();
+    let mut cursor = 0;
+    for _ in 0..10_000 {
+        let (page, next) =
+            match tokio::time::timeout(PATIENCE, clock.scan(&format!("{prefix}#"), cursor)).await {
+                Ok(Ok(answer)) => answer,
+                Ok(Err(e)) => panic!("{}: scan failed: {e}", clock.name()),
+                Err(_) => panic!("{}: scan did not return within {PATIENCE:?}", clock.name()),
+            };
+        seen.extend(page);
+        cursor = next;
+        if cursor == 0 {
+            break;
+        }
+    }
+    assert_eq!(cursor, 0, "{}: the scan never ended", clock.name());
+    assert_eq!(
+        seen.len(),
+        inside.len(),
+        "{}: scan found every counter once",
+        clock.name()
+    );
+    assert!(
+        inside.iter().all(|key| {
+            let bucket: u64 = key
+                .rsplit('#')
+                .next()
+                .and_then(|b| b.parse().ok())
+                .unwrap_or(0);
+            seen.get(key) == Some(&(bucket + 1))
+        }),
+        "{}: scan returns each counter with its value",
+        clock.name()
+    );
+    assert!(
+        !seen.contains_key(&outside),
+        "{}: scan keeps to its prefix",
+        clock.name()
+    );
+}
+
 /// `wait_until` returns at once, with the current value, when the counter is
 /// already at or above the value.
 pub async fn wait_until_returns_when_reached(clock: &dyn Clock) {
@@ -438,6 +539,8 @@ pub async fn run_all(clock: Arc<dyn Clock>) {
     take_records_the_intent_until_forgotten(c).await;
     stale_intents_are_listed_until_forgotten(c).await;
     advance_raises_never_lowers(c).await;
+    seed_sets_only_untouched_counters(c).await;
+    scan_lists_the_counters_of_a_prefix(c).await;
     wait_until_returns_when_reached(c).await;
     wait_until_woken_by_advance(c).await;
     wait_until_times_out(c).await;

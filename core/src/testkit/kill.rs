@@ -224,6 +224,20 @@ impl Clock for KillableClock {
     async fn check(&self) -> Result<(), BackendError> {
         self.process.call("clock.check", self.inner.check()).await
     }
+    async fn seed(&self, targets: &[(String, u64)]) -> Result<usize, BackendError> {
+        self.process
+            .call("clock.seed", self.inner.seed(targets))
+            .await
+    }
+    async fn scan(
+        &self,
+        prefix: &str,
+        cursor: u64,
+    ) -> Result<(Vec<(String, u64)>, u64), BackendError> {
+        self.process
+            .call("clock.scan", self.inner.scan(prefix, cursor))
+            .await
+    }
     async fn tick(&self, keys: &[String]) -> Result<Vec<u64>, BackendError> {
         self.process.call("clock.tick", self.inner.tick(keys)).await
     }

@@ -156,6 +156,27 @@ pub trait Clock: Send + Sync + Debug + 'static {
     /// so advancing is idempotent and never moves a counter back.
     async fn advance(&self, targets: &[(String, u64)]) -> Result<(), BackendError>;
 
+    /// Sets each counter that was never touched (is 0) to its target, and
+    /// wakes its waiters; leaves every other counter as it is. Returns how
+    /// many it set.
+    ///
+    /// Behaviour: per counter, one atomic step ("set if 0"), so a counter
+    /// something else advanced meanwhile is never moved. How a subscriber
+    /// that joins a running publisher starts where the publisher stood.
+    async fn seed(&self, targets: &[(String, u64)]) -> Result<usize, BackendError>;
+
+    /// The counters whose keys start with `prefix`, a page at a time: pass
+    /// cursor 0 first, then the cursor returned, until it returns 0.
+    ///
+    /// Behaviour: every counter that exists for the whole scan and starts
+    /// with `prefix` is returned at least once (one may come twice); no other
+    /// key is. Not a snapshot: counters may move while the scan runs.
+    async fn scan(
+        &self,
+        prefix: &str,
+        cursor: u64,
+    ) -> Result<(Vec<(String, u64)>, u64), BackendError>;
+
     /// Waits until `key` is at least `value`, or `timeout` passes; returns the
     /// value then. Waiters are woken by `advance`, not by polling.
     async fn wait_until(

@@ -59,6 +59,11 @@ pub enum OperationKind {
     /// Nothing happened: the write failed after its versions were taken, so
     /// subscribers only advance their counters.
     Noop,
+    /// Where the publisher's counters stood when an initial sync started
+    /// (`dependencies.write` lists them): a subscriber that joined since
+    /// starts its counters there, since what came before is carried by the
+    /// sync, not by messages it will ever receive.
+    Baseline,
 }
 
 impl OperationKind {
@@ -69,6 +74,7 @@ impl OperationKind {
             OperationKind::Update => "update",
             OperationKind::Destroy => "destroy",
             OperationKind::Noop => "noop",
+            OperationKind::Baseline => "baseline",
         }
     }
 }
@@ -218,10 +224,13 @@ impl Message {
                 Value::String(_) => {}
                 Value::Number(n) if n.is_i64() || n.is_u64() => {}
                 Value::Null
-                    if matches!(op.operation, OperationKind::Create | OperationKind::Noop) => {}
+                    if matches!(
+                        op.operation,
+                        OperationKind::Create | OperationKind::Noop | OperationKind::Baseline
+                    ) => {}
                 _ => return Err((
                     at("id"),
-                    "must be a string or an integer (null only for an ephemeral: create or noop)"
+                    "must be a string or an integer (null only for an ephemeral: create or noop; and for a baseline)"
                         .into(),
                 )),
             }
