@@ -33,6 +33,7 @@ every_engine!(
     permanent_errors_are_dead_lettered_at_once,
     writes_bypassing_the_publisher_are_refused,
     a_joining_subscriber_catches_up_from_a_sync,
+    a_subscriber_that_lost_its_clock_resumes_from_its_database,
     polymorphism,
     foreign_key,
     rollback_publishes_nothing,

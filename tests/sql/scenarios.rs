@@ -1088,3 +1088,65 @@ pub async fn a_joining_subscriber_catches_up_from_a_sync(engine: Engine) {
     );
     worker.shutdown().await;
 }
+
+/// A subscriber whose clock lost its state (its Redis restarted empty, here
+/// a fresh clock) while its database kept the versions it applied goes on
+/// from where the database stands: it neither waits for operations it
+/// applied long ago nor takes a later baseline for a fresh start.
+pub async fn a_subscriber_that_lost_its_clock_resumes_from_its_database(engine: Engine) {
+    let pair = Pair::new(engine, "lostclock").await;
+    let mut worker = pair.worker().await;
+    let mut stored = Vec::new();
+    for i in 0..10 {
+        stored.push(
+            pair.publisher
+                .insert(new_user(&format!("L{i}")))
+                .await
+                .unwrap(),
+        );
+    }
+    pair.assert_replica(&pair.source_users().await).await;
+    worker.shutdown().await;
+    // Written while the subscriber is down: they wait in its queue.
+    for user in &stored {
+        let mut edit = user.clone().into_active_model();
+        edit.name = Set(format!("{} again", user.name));
+        pair.publisher.update(edit).await.unwrap();
+    }
+    let storage =
+        SqlStorage::new(pair.replica.connection().clone()).subscribed::<replica_user::Entity>();
+    let restarted = Promiscuous::configure()
+        .app("warehouse")
+        .broker(pair.broker.clone())
+        .clock(Arc::new(MemoryClock::new()))
+        .lock(pair.lock.clone())
+        .storage(Arc::new(storage))
+        .subscriber::<replica_user::Model>()
+        .error_notifier(pair.reported.notifier())
+        .build()
+        .await
+        .unwrap();
+    let mut worker = restarted.subscribe().await.unwrap();
+    pair.publisher
+        .sync::<user::Entity>()
+        .progress(false)
+        .run()
+        .await
+        .unwrap();
+    pair.assert_replica(&pair.source_users().await).await;
+    let stats = worker.stats();
+    assert_eq!(
+        stats.seeded, 0,
+        "the database, not the baseline, says where it stands: {stats:?}"
+    );
+    assert!(
+        !pair
+            .reported
+            .all()
+            .iter()
+            .any(|e| e.contains("waiting for a missing operation")),
+        "nothing waited for what was applied before: {:?}",
+        pair.reported.all()
+    );
+    worker.shutdown().await;
+}

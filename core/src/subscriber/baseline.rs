@@ -35,6 +35,27 @@ pub(crate) async fn seed(state: &State, era: &Era, ops: &[&Operation]) -> Result
     if targets.is_empty() {
         return Ok(());
     }
+    // Counters the database recorded were applied here: where it stands
+    // comes from it, never from the baseline (the clock may have lost them).
+    let keys: Vec<String> = targets.iter().map(|(key, _)| key.clone()).collect();
+    let targets = match super::restore::recorded(rt, &keys).await? {
+        Some(recorded) => {
+            let restored: Vec<(String, u64)> = keys
+                .iter()
+                .zip(&recorded)
+                .filter(|(_, &version)| version > 0)
+                .map(|(key, &version)| (key.clone(), version))
+                .collect();
+            rt.clock.seed(&restored).await?;
+            targets
+                .into_iter()
+                .zip(recorded)
+                .filter(|(_, version)| *version == 0)
+                .map(|(target, _)| target)
+                .collect()
+        }
+        None => targets,
+    };
     let set = rt.clock.seed(&targets).await?;
     state.counters.add(&state.counters.seeded, set as u64);
     tracing::debug!(app = %era.app, counters = set, "counters seeded from a sync's baseline");

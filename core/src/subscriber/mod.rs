@@ -6,6 +6,7 @@ mod baseline;
 mod epochs;
 mod handler;
 mod recovery;
+mod restore;
 mod retry;
 mod router;
 mod stats;

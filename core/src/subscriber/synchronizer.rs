@@ -282,6 +282,11 @@ impl Synchronizer {
                 Readiness::Waiting { key, have, need } => (key, have, need),
             };
             drop(guard);
+            // A counter never touched may have been lost with the clock's
+            // state: the database says where it stood.
+            if have == 0 && waiting.is_none() && super::restore::from_storage(rt, &key).await? {
+                continue;
+            }
             let (waited, due) = self.stalls.waiting(&key, have, need, endpoint, every);
             if rt
                 .config
