@@ -7,6 +7,10 @@
 //! ordered against it (the operations they wait for may be gone with the
 //! state, and a record may already hold a newer state): they are
 //! dead-lettered, loudly, and an initial sync brings the subscriber in line.
+//!
+//! It also keeps the first era (generation and epoch) the subscriber ever
+//! received of each publisher: a sync's baseline only concerns a subscriber
+//! whose queue was created during the baseline's era (see `baseline`).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, PoisonError};
