@@ -264,6 +264,45 @@ impl RedisClock {
         self.counters(operation, keys, reply)
     }
 
+    /// Runs the raise script in `mode` (`max`: advance; `unset`: seed) and
+    /// wakes the local waiters of what changed; returns how many changed.
+    async fn raise(
+        &self,
+        operation: &'static str,
+        mode: &str,
+        targets: &[(String, u64)],
+    ) -> Result<usize, BackendError> {
+        if targets.is_empty() {
+            return Ok(0);
+        }
+        let mut invocation = scripts::RAISE.prepare_invoke();
+        invocation
+            .key(&self.epoch_key)
+            .arg(&self.epoch)
+            .arg(&self.channel)
+            .arg(mode);
+        for (key, target) in targets {
+            invocation
+                .key(self.counter_key(key))
+                .arg(target.to_string());
+        }
+        let reply = self.run(operation, &invocation).await?;
+        let Value::Array(changed) = reply else {
+            return Err(self
+                .connection
+                .unexpected(operation, "the raise script", &reply));
+        };
+        let count = changed.len();
+        // The listener wakes waiters through pub/sub too; waking the local ones
+        // now saves them the round trip (and covers a listener reconnecting).
+        for key in changed.into_iter().filter_map(bytes) {
+            if let Ok(key) = String::from_utf8(key) {
+                self.waiters.wake(&key);
+            }
+        }
+        Ok(count)
+    }
+
     /// Turns the scripts' `NOT_INCREMENTABLE <i>` status into an error naming the counter.
     fn refuse_unincrementable(
         &self,
@@ -444,62 +483,11 @@ impl Clock for RedisClock {
     }
 
     async fn advance(&self, targets: &[(String, u64)]) -> Result<(), BackendError> {
-        if targets.is_empty() {
-            return Ok(());
-        }
-        let mut invocation = scripts::ADVANCE.prepare_invoke();
-        invocation
-            .key(&self.epoch_key)
-            .arg(&self.epoch)
-            .arg(&self.channel);
-        for (key, target) in targets {
-            invocation
-                .key(self.counter_key(key))
-                .arg(target.to_string());
-        }
-        let reply = self.run("advance", &invocation).await?;
-        let Value::Array(changed) = reply else {
-            return Err(self
-                .connection
-                .unexpected("advance", "the advance script", &reply));
-        };
-        // The listener wakes waiters through pub/sub too; waking the local ones
-        // now saves them the round trip (and covers a listener reconnecting).
-        for key in changed.into_iter().filter_map(bytes) {
-            if let Ok(key) = String::from_utf8(key) {
-                self.waiters.wake(&key);
-            }
-        }
-        Ok(())
+        self.raise("advance", "max", targets).await.map(|_| ())
     }
 
     async fn seed(&self, targets: &[(String, u64)]) -> Result<usize, BackendError> {
-        if targets.is_empty() {
-            return Ok(0);
-        }
-        let mut invocation = scripts::SEED.prepare_invoke();
-        invocation
-            .key(&self.epoch_key)
-            .arg(&self.epoch)
-            .arg(&self.channel);
-        for (key, target) in targets {
-            invocation
-                .key(self.counter_key(key))
-                .arg(target.to_string());
-        }
-        let reply = self.run("seed", &invocation).await?;
-        let Value::Array(changed) = reply else {
-            return Err(self
-                .connection
-                .unexpected("seed", "the seed script", &reply));
-        };
-        let set = changed.len();
-        for key in changed.into_iter().filter_map(bytes) {
-            if let Ok(key) = String::from_utf8(key) {
-                self.waiters.wake(&key);
-            }
-        }
-        Ok(set)
+        self.raise("seed", "unset", targets).await
     }
 
     async fn scan(

@@ -163,45 +163,30 @@ end
 return values
 ";
 
-/// Raises each counter to its target when below it, then publishes the keys
-/// that changed, JSON-encoded, on the channel, and returns them.
+/// Raises counters, then publishes the keys that changed, JSON-encoded, on
+/// the channel, and returns them. Mode `max` (`advance`): each counter below
+/// its target is raised to it, never lowered. Mode `unset` (`seed`): only
+/// counters that are missing (0) are set.
 ///
 /// KEYS[1]: the epoch key; KEYS[2..]: the counters. ARGV[1]: the expected
-/// epoch; ARGV[2]: the channel; ARGV[3..]: the targets, decimal without
-/// leading zeros, in the order of the counters. Never lowers a counter.
-const ADVANCE_LUA: &str = r"
+/// epoch; ARGV[2]: the channel; ARGV[3]: the mode; ARGV[4..]: the targets,
+/// decimal without leading zeros, in the order of the counters.
+const RAISE_LUA: &str = r"
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return redis.status_reply('STATE_LOST')
 end
+local only_unset = ARGV[3] == 'unset'
 local changed = {}
 for i = 2, #KEYS do
-  local target = ARGV[i + 1]
+  local target = ARGV[i + 2]
   local current = redis.call('GET', KEYS[i]) or '0'
-  if #target > #current or (#target == #current and target > current) then
-    redis.call('SET', KEYS[i], target)
-    changed[#changed + 1] = KEYS[i]
+  local raise
+  if only_unset then
+    raise = current == '0' and target ~= '0'
+  else
+    raise = #target > #current or (#target == #current and target > current)
   end
-end
-if #changed > 0 then
-  redis.call('PUBLISH', ARGV[2], cjson.encode(changed))
-end
-return changed
-";
-
-/// Sets each counter that is missing (0) to its target, then publishes the
-/// keys that changed, JSON-encoded, on the channel, and returns them.
-///
-/// KEYS[1]: the epoch key; KEYS[2..]: the counters. ARGV[1]: the expected
-/// epoch; ARGV[2]: the channel; ARGV[3..]: the targets, in the order of KEYS[2..].
-const SEED_LUA: &str = r"
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then
-  return redis.status_reply('STATE_LOST')
-end
-local changed = {}
-for i = 2, #KEYS do
-  local target = ARGV[i + 1]
-  local current = redis.call('GET', KEYS[i]) or '0'
-  if current == '0' and target ~= '0' then
+  if raise then
     redis.call('SET', KEYS[i], target)
     changed[#changed + 1] = KEYS[i]
   end
@@ -343,10 +328,8 @@ pub(crate) static FORGET: LazyLock<Script> = LazyLock::new(|| Script::new(FORGET
 /// See [`STALE_INTENTS_LUA`].
 pub(crate) static STALE_INTENTS: LazyLock<Script> =
     LazyLock::new(|| Script::new(STALE_INTENTS_LUA));
-/// See [`ADVANCE_LUA`].
-pub(crate) static ADVANCE: LazyLock<Script> = LazyLock::new(|| Script::new(ADVANCE_LUA));
-/// See [`SEED_LUA`].
-pub(crate) static SEED: LazyLock<Script> = LazyLock::new(|| Script::new(SEED_LUA));
+/// See [`RAISE_LUA`].
+pub(crate) static RAISE: LazyLock<Script> = LazyLock::new(|| Script::new(RAISE_LUA));
 /// See [`SCAN_LUA`].
 pub(crate) static SCAN: LazyLock<Script> = LazyLock::new(|| Script::new(SCAN_LUA));
 /// See [`TRY_ACQUIRE_LUA`].
