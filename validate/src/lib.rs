@@ -122,6 +122,7 @@
 //! its `Debug` output is readable, so `validate::publishers(path).unwrap()`
 //! prints the list (and the diff) in a failing test.
 
+mod contract_tests;
 mod diff;
 mod export;
 mod mock;

@@ -11,8 +11,8 @@ pub struct Report {
     pub subject: &'static str,
     /// The models checked.
     pub checked: Vec<String>,
-    /// Published models without `Default`, whose attributes could not be
-    /// produced from a default instance (publishers only).
+    /// Published models accepted unchecked ([`Publishers::unchecked`](crate::Publishers::unchecked)):
+    /// they could not be instantiated, so their attributes were not checked.
     pub not_instantiated: Vec<String>,
     /// Remarks that are not problems: a rewritten mocks file, a subscriber
     /// standing for a type that is not published but receiving its endpoint's root.
@@ -30,7 +30,7 @@ impl fmt::Display for Report {
         if !self.not_instantiated.is_empty() {
             write!(
                 f,
-                "\nnot instantiated (derive or implement Default to check them): {}",
+                "\nnot instantiated, accepted unchecked (derive or implement Default to check them): {}",
                 self.not_instantiated.join(", ")
             )?;
         }
@@ -119,6 +119,12 @@ pub enum Problem {
         /// The ancestor that embeds it.
         parent: String,
     },
+    /// A published model could not be instantiated, so its attributes were not checked.
+    #[error("{model} was not instantiated, so its published attributes were not checked: derive or implement Default on it (a sea-orm entity's Model is made from its ActiveModel::default_values(), which needs a default for every column), or accept it unchecked with validate::Publishers::new(path).unchecked([\"{model}\"])")]
+    NotInstantiated {
+        /// The published model.
+        model: String,
+    },
     /// No publisher is linked into the binary.
     #[error("no publisher is linked into this binary, so there is nothing to export or check: reference the publisher app's crate from the test (`use my_app as _;`), or the linker leaves its definitions out")]
     NothingPublished,
@@ -196,6 +202,7 @@ impl Problem {
             | Problem::ModelFails { model, .. }
             | Problem::WrongType { model, .. }
             | Problem::InheritedEmbedded { model, .. }
+            | Problem::NotInstantiated { model }
             | Problem::NotRegistered { model }
             | Problem::EndpointNotPublished { model, .. }
             | Problem::SubclassNotPublished { model, .. }

@@ -21,7 +21,10 @@ use promiscuous_validate::{
 
 #[test]
 fn committed_mocks_are_up_to_date() {
-    let report = publishers(common::MOCKS).unwrap();
+    let report = Publishers::new(common::MOCKS)
+        .unchecked(["Audit"])
+        .check()
+        .unwrap();
     assert_eq!(report.subject, "publishers");
     assert_eq!(
         report.checked,
@@ -38,9 +41,33 @@ fn committed_mocks_are_up_to_date() {
         ]
     );
     assert_eq!(report.not_instantiated, ["Audit"]);
-    assert!(report
-        .to_string()
-        .contains("not instantiated (derive or implement Default to check them): Audit"));
+    assert!(report.to_string().contains(
+        "not instantiated, accepted unchecked (derive or implement Default to check them): Audit"
+    ));
+}
+
+// The one-line form: the same check, as a generated test.
+promiscuous_validate::contract_tests!(
+    publishers: common::APP,
+    mocks: "tests/fixtures/crowdtap.rs",
+    unchecked: ["Audit"],
+);
+
+#[test]
+fn a_model_that_cannot_be_instantiated_fails_unless_accepted() {
+    let error = publishers(common::MOCKS).unwrap_err();
+    assert_eq!(
+        error.problems,
+        [Problem::NotInstantiated {
+            model: "Audit".into()
+        }]
+    );
+    let message = error.to_string();
+    assert!(
+        message.contains("Audit was not instantiated, so its published attributes were not checked: derive or implement Default on it"),
+        "{message}"
+    );
+    assert!(message.contains(".unchecked([\"Audit\"])"), "{message}");
 }
 
 #[test]
@@ -166,7 +193,11 @@ fn a_stale_file_fails_with_a_diff() {
         .replace("    pub points: i64,\n", "");
     std::fs::write(&path, stale).unwrap();
 
-    let error = Publishers::new(&path).rewrite(false).check().unwrap_err();
+    let error = Publishers::new(&path)
+        .unchecked(["Audit"])
+        .rewrite(false)
+        .check()
+        .unwrap_err();
     assert_eq!(error.problems.len(), 1, "{error}");
     let Problem::MocksStale { diff, .. } = &error.problems[0] else {
         panic!("expected a stale file: {error}");
@@ -194,6 +225,7 @@ fn a_missing_file_fails_then_can_be_written() {
     let _ = std::fs::remove_file(&path);
     let error = Publishers::new(&path)
         .app(common::APP)
+        .unchecked(["Audit"])
         .rewrite(false)
         .check()
         .unwrap_err();
@@ -206,6 +238,7 @@ fn a_missing_file_fails_then_can_be_written() {
 
     let report = Publishers::new(&path)
         .app(common::APP)
+        .unchecked(["Audit"])
         .rewrite(true)
         .check()
         .unwrap();
@@ -214,11 +247,19 @@ fn a_missing_file_fails_then_can_be_written() {
         std::fs::read_to_string(&path).unwrap(),
         export_mocks(common::APP)
     );
-    Publishers::new(&path).rewrite(false).check().unwrap();
+    Publishers::new(&path)
+        .unchecked(["Audit"])
+        .rewrite(false)
+        .check()
+        .unwrap();
 
     // Without `.app`, the app comes from the publishers' `to` endpoints.
     std::fs::remove_file(&path).unwrap();
-    let report = Publishers::new(&path).rewrite(true).check().unwrap();
+    let report = Publishers::new(&path)
+        .unchecked(["Audit"])
+        .rewrite(true)
+        .check()
+        .unwrap();
     assert!(report.notes[0].starts_with("rewrote "), "{report}");
     assert_eq!(
         std::fs::read_to_string(&path).unwrap(),
@@ -246,6 +287,30 @@ fn a_file_without_app_cannot_be_checked() {
         "{error}"
     );
     assert!(error.to_string().contains(".app(\"name\")"));
+}
+
+#[test]
+fn a_first_run_without_app_says_to_name_the_app() {
+    if std::env::var("PROMISCUOUS_APP").is_ok() {
+        return; // the app would come from the environment
+    }
+    use promiscuous::Publish;
+    let path = temp_path("first-run/crowdtap.rs");
+    let _ = std::fs::remove_file(&path);
+    // Asked to write a file that does not exist yet, for publishers whose
+    // endpoints name no app: the problem is the app, not the missing file.
+    let error = Publishers::new(&path)
+        .definitions(&[<common::UserEvent as Publish>::definition()])
+        .rewrite(true)
+        .check()
+        .unwrap_err();
+    assert!(
+        matches!(&error.problems[..], [Problem::UnknownApp { .. }]),
+        "{error}"
+    );
+    let message = error.to_string();
+    assert!(message.contains("PROMISCUOUS_APP"), "{message}");
+    assert!(!message.contains("cannot read the mocks file"), "{message}");
 }
 
 #[test]

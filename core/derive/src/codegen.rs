@@ -172,6 +172,8 @@ pub(crate) fn publisher(spec: &PublisherSpec) -> TokenStream {
 /// A fn item `__promiscuous_sample` returning the published attributes of
 /// `<target>::default()`, or `None` when the target does not implement
 /// `Default` (autoref specialisation: the first trait applies only with `Default`).
+/// A sea-orm `Model` is made from `ActiveModel::default_values()` instead:
+/// the crate deriving it names `sea_orm` already (`DeriveEntityModel` needs it).
 fn sample_fn(spec: &PublisherSpec) -> TokenStream {
     let krate = &spec.krate;
     let core = quote!(#krate::__private::core);
@@ -182,6 +184,20 @@ fn sample_fn(spec: &PublisherSpec) -> TokenStream {
             #core::Result<#json::Map<::std::string::String, #json::Value>>
         >
     };
+    if spec.sea_orm {
+        return quote! {
+            fn __promiscuous_sample() -> #output {
+                type __Active = <<#target as sea_orm::ModelTrait>::Entity as sea_orm::EntityTrait>::ActiveModel;
+                let __active = <__Active as sea_orm::ActiveModelTrait>::default_values();
+                match <__Active as sea_orm::TryIntoModel<#target>>::try_into_model(__active) {
+                    ::std::result::Result::Ok(__model) => {
+                        ::std::option::Option::Some(#core::model::published_attributes(&__model))
+                    }
+                    ::std::result::Result::Err(_) => ::std::option::Option::None,
+                }
+            }
+        };
+    }
     quote! {
         fn __promiscuous_sample() -> #output {
             struct __Probe<__T>(::std::marker::PhantomData<__T>);

@@ -249,6 +249,7 @@ fn publisher(target: Path, options: Vec<Opt>) -> syn::Result<PublisherSpec> {
         attributes,
         mock: false,
         internal: false,
+        sea_orm: false,
     })
 }
 

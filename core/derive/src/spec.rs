@@ -63,6 +63,10 @@ pub(crate) struct PublisherSpec {
     /// A model of promiscuous's own test suites: left out of the app's
     /// publishers, exports and contract validation.
     pub internal: bool,
+    /// A sea-orm entity's `Model` (it carries `#[sea_orm(…)]`): contract
+    /// validation instantiates it from its `ActiveModel::default_values()`,
+    /// since such models rarely implement `Default`.
+    pub sea_orm: bool,
 }
 
 /// One subscribed attribute.

@@ -28,41 +28,6 @@ pub struct User {
     /// `email` (string).
     #[publish]
     pub email: String,
-    /// `group_id` (integer or null).
-    #[publish]
-    pub group_id: Option<i64>,
-}
-
-/// Mock publisher of `Admin`, a `User` (`crowdtap/user`).
-#[rustfmt::skip]
-#[allow(dead_code)]
-#[derive(Debug, Clone, Default, PartialEq, ::serde::Serialize, ::serde::Deserialize, ::promiscuous::Publish)]
-#[publish(parent = User, mock)]
-pub struct Admin {
-    /// The id (integer).
-    pub id: i64,
-    /// `name` (string), inherited from `User`.
-    pub name: String,
-    /// `email` (string), inherited from `User`.
-    pub email: String,
-    /// `group_id` (integer or null), inherited from `User`.
-    pub group_id: Option<i64>,
-}
-
-/// Mock publisher of `Member`, a `User` (`crowdtap/user`).
-#[rustfmt::skip]
-#[allow(dead_code)]
-#[derive(Debug, Clone, Default, PartialEq, ::serde::Serialize, ::serde::Deserialize, ::promiscuous::Publish)]
-#[publish(parent = User, mock)]
-pub struct Member {
-    /// The id (integer).
-    pub id: i64,
-    /// `name` (string), inherited from `User`.
-    pub name: String,
-    /// `email` (string), inherited from `User`.
-    pub email: String,
-    /// `group_id` (integer or null), inherited from `User`.
-    pub group_id: Option<i64>,
     /// `state` (string).
     #[publish]
     pub state: String,
@@ -88,28 +53,12 @@ pub struct UserEvent {
     pub event_name: String,
 }
 
-/// Mock publisher of `UserGroup` (`crowdtap/user_group`).
-#[rustfmt::skip]
-#[allow(dead_code)]
-#[derive(Debug, Clone, Default, PartialEq, ::serde::Serialize, ::serde::Deserialize, ::promiscuous::Publish)]
-#[publish(to = "crowdtap/user_group", mock)]
-pub struct UserGroup {
-    /// The id (integer).
-    pub id: i64,
-    /// `name` (string).
-    #[publish]
-    pub name: String,
-}
-
 /// The definitions of the mock publishers above.
 #[rustfmt::skip]
 #[allow(dead_code)]
 pub fn definitions() -> Vec<&'static ::promiscuous::core::model::PublisherDef> {
     vec![
         <User as ::promiscuous::Publish>::definition(),
-        <Admin as ::promiscuous::Publish>::definition(),
-        <Member as ::promiscuous::Publish>::definition(),
         <UserEvent as ::promiscuous::Publish>::definition(),
-        <UserGroup as ::promiscuous::Publish>::definition(),
     ]
 }

@@ -1,93 +1,75 @@
-//! Example publisher app, `crowdtap`: it publishes its users (members and
-//! admins are users), user groups, and user events.
+//! Example publisher service, `crowdtap`: it keeps its users in PostgreSQL
+//! and publishes them, with the events of their lives, through RabbitMQ.
 //!
-//! Its contract tests (`tests/contract.rs`) keep the exported mock publishers
-//! in `mocks/crowdtap.rs` up to date; the subscriber app `examples/subscriber-app`
-//! includes them, with the factories of `mocks/factories.rs`, in its own tests.
+//! The binary (`src/bin/crowdtap.rs`, see `README.md`) registers, bans and
+//! rewards users; every write goes through [`Crowdtap`], which writes with
+//! [`SqlPublisher`] so that each committed change is published, in order,
+//! even if the process dies right after the commit.
+//!
+//! The contract tests (`tests/contract.rs`) keep the exported mock
+//! publishers in `mocks/crowdtap.rs` up to date; the subscriber app
+//! `examples/subscriber-app` includes them, with the factories of
+//! `mocks/factories.rs`, in its own tests.
 
-use promiscuous::Publish;
+use promiscuous::sql::{SqlPublisher, SyncReport};
+use promiscuous::{BoxError, Promiscuous, Publish};
+use sea_orm::{ActiveValue::Set, ConnectionTrait, Database, EntityTrait, IntoActiveModel, Schema};
 use serde::{Deserialize, Serialize};
 
 /// This app's name: it publishes to `crowdtap/…`.
 pub const APP: &str = "crowdtap";
 
-/// A user.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, Publish)]
-#[publish(to = "crowdtap/user")]
-pub struct User {
-    /// Primary key.
-    pub id: i64,
-    /// Display name.
-    #[publish]
-    pub name: String,
-    /// Email address.
-    #[publish]
-    pub email: String,
-    /// The user's group, if any.
-    #[publish]
-    pub group_id: Option<i64>,
-    /// Never published.
-    pub password_digest: String,
-}
+/// The database used when none is given.
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/crowdtap";
 
-/// A member: a user who collects points, and can be banned.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, Publish)]
-#[publish(parent = User, virtual(level))]
-pub struct Member {
-    /// Primary key.
-    pub id: i64,
-    /// Inherited from `User`.
-    pub name: String,
-    /// Inherited from `User`.
-    pub email: String,
-    /// Inherited from `User`.
-    pub group_id: Option<i64>,
-    /// Never published.
-    pub password_digest: String,
-    /// `active` or `banned`.
-    #[publish]
-    pub state: String,
-    /// Points collected.
-    #[publish]
-    pub points: u32,
-}
+/// Crowdtap's users (table `users`), published as `User`.
+pub mod user {
+    use promiscuous::Publish;
+    use sea_orm::entity::prelude::*;
+    use serde::{Deserialize, Serialize};
 
-impl Member {
-    /// Published as `level`, computed from the points.
-    pub fn level(&self) -> &'static str {
-        match self.points {
-            0..=99 => "basic",
-            100..=999 => "silver",
-            _ => "gold",
+    /// A user; `level` is published too, computed from the points.
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel, Serialize, Deserialize, Publish)]
+    #[sea_orm(table_name = "users")]
+    #[publish(model = "User", to = "crowdtap/user", virtual(level))]
+    pub struct Model {
+        /// Assigned by the database.
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        /// Display name.
+        #[publish]
+        pub name: String,
+        /// Email address.
+        #[publish]
+        pub email: String,
+        /// `active` or `banned`.
+        #[publish]
+        pub state: String,
+        /// Points collected.
+        #[publish]
+        pub points: i32,
+        /// Never published.
+        pub password_digest: String,
+    }
+
+    impl Model {
+        /// Published as `level`.
+        pub fn level(&self) -> &'static str {
+            match self.points {
+                ..=99 => "basic",
+                100..=999 => "silver",
+                _ => "gold",
+            }
         }
     }
-}
 
-/// An admin: a user, publishing nothing more.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, Publish)]
-#[publish(parent = User)]
-pub struct Admin {
-    /// Primary key.
-    pub id: i64,
-    /// Inherited from `User`.
-    pub name: String,
-    /// Inherited from `User`.
-    pub email: String,
-    /// Inherited from `User`.
-    pub group_id: Option<i64>,
-    /// Never published.
-    pub password_digest: String,
-}
+    /// No relations.
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
 
-/// A group of users.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, Publish)]
-#[publish(to = "crowdtap/user_group")]
-pub struct UserGroup {
-    /// Primary key.
-    pub id: i64,
-    /// Display name.
-    #[publish]
-    pub name: String,
+    // A write of a user that does not go through the publisher would never
+    // be published: it is refused.
+    promiscuous::sql::published_writes_only!(ActiveModel);
 }
 
 /// Something a user did: published, never stored.
@@ -97,7 +79,106 @@ pub struct UserEvent {
     /// The user.
     #[publish]
     pub user_id: i64,
-    /// What happened: `registered`, `signed_in`, …
+    /// What happened: `registered`, …
     #[publish]
     pub event_name: String,
+}
+
+/// The crowdtap service: its database and its publisher.
+#[derive(Debug, Clone)]
+pub struct Crowdtap {
+    promiscuous: Promiscuous,
+    publisher: SqlPublisher,
+}
+
+impl Crowdtap {
+    /// Connects to the database at `database_url`, to RabbitMQ and to Redis
+    /// (`PROMISCUOUS_AMQP_URL` and `PROMISCUOUS_REDIS_URL`, else the local
+    /// servers), and creates the tables when they do not exist.
+    pub async fn connect(database_url: &str) -> Result<Self, BoxError> {
+        let db = Database::connect(database_url).await?;
+        create_tables(&db).await?;
+        let promiscuous = Promiscuous::configure().app(APP).build().await?;
+        let publisher = SqlPublisher::builder(promiscuous.clone(), db)
+            .entity::<user::Entity>()
+            .build()?;
+        Ok(Crowdtap {
+            promiscuous,
+            publisher,
+        })
+    }
+
+    /// Registers a user: inserts it, which publishes its creation, and
+    /// publishes the `registered` event once the insert is committed.
+    pub async fn register(&self, name: &str, email: &str) -> Result<user::Model, BoxError> {
+        let user = self
+            .publisher
+            .insert(user::ActiveModel {
+                name: Set(name.to_owned()),
+                email: Set(email.to_owned()),
+                state: Set("active".to_owned()),
+                points: Set(0),
+                password_digest: Set(String::new()),
+                ..Default::default()
+            })
+            .await?;
+        self.promiscuous
+            .publish(&UserEvent {
+                user_id: user.id,
+                event_name: "registered".into(),
+            })
+            .await?;
+        Ok(user)
+    }
+
+    /// Bans a user.
+    pub async fn ban(&self, id: i64) -> Result<user::Model, BoxError> {
+        let mut user = self.find(id).await?.into_active_model();
+        user.state = Set("banned".to_owned());
+        Ok(self.publisher.update(user).await?)
+    }
+
+    /// Gives a user more points.
+    pub async fn award(&self, id: i64, points: i32) -> Result<user::Model, BoxError> {
+        let found = self.find(id).await?;
+        let total = found.points.saturating_add(points);
+        let mut user = found.into_active_model();
+        user.points = Set(total);
+        Ok(self.publisher.update(user).await?)
+    }
+
+    /// Publishes every user again: the initial sync of a new subscriber.
+    pub async fn sync(&self) -> Result<SyncReport, BoxError> {
+        Ok(self.publisher.sync::<user::Entity>().run().await?)
+    }
+
+    /// Every user, by id.
+    pub async fn users(&self) -> Result<Vec<user::Model>, BoxError> {
+        use sea_orm::QueryOrder;
+        Ok(user::Entity::find()
+            .order_by_asc(user::Column::Id)
+            .all(self.publisher.connection())
+            .await?)
+    }
+
+    /// Waits until what was published is settled, then disconnects.
+    pub async fn shutdown(self) -> Result<(), BoxError> {
+        Ok(self.promiscuous.shutdown().await?)
+    }
+
+    async fn find(&self, id: i64) -> Result<user::Model, BoxError> {
+        user::Entity::find_by_id(id)
+            .one(self.publisher.connection())
+            .await?
+            .ok_or_else(|| format!("there is no user {id}").into())
+    }
+}
+
+/// Creates the `users` table (the app's own) and the tables promiscuous
+/// needs (`promiscuous::sql::migrate`: its outbox), when they do not exist.
+pub async fn create_tables(db: &impl ConnectionTrait) -> Result<(), BoxError> {
+    let mut users = Schema::new(db.get_database_backend()).create_table_from_entity(user::Entity);
+    db.execute(users.if_not_exists()).await?;
+    promiscuous::sql::migrate(db).await?;
+    Ok(())
 }

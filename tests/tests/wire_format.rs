@@ -121,7 +121,7 @@ const INVALID: &[(&str, Expect, bool)] = &[
 ];
 
 fn docs() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("docs")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs")
 }
 
 fn golden_path(name: &str) -> PathBuf {

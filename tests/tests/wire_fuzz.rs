@@ -30,7 +30,7 @@ const DELIVERED: usize = 20_000;
 pub struct Anything {}
 
 fn goldens() -> Vec<Vec<u8>> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/golden");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/golden");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .expect("docs/golden exists")
         .filter_map(|entry| entry.ok().map(|e| e.path()))

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Runs the example pair as its READMEs say, as two processes through the real
+# RabbitMQ, Redis and PostgreSQL, and checks what the subscriber did.
+# Run from the repository's root (`.ci/run` does).
+set -euo pipefail
+
+log() { printf '[pair] %s\n' "$*"; }
+fail() { log "FAILED: $*"; [ -f "$out" ] && sed 's/^/[mailer] /' "$out"; exit 1; }
+
+out=$(mktemp)
+mailer=""
+cleanup() {
+  if [ -n "$mailer" ] && kill -0 "$mailer" 2>/dev/null; then kill -TERM "$mailer" 2>/dev/null || true; fi
+  rm -f "$out" mailer.db mailer.db-shm mailer.db-wal
+}
+trap cleanup EXIT
+
+# A clean slate: the publisher's database and the mailer's queue and file
+# from an earlier run.
+dropdb --if-exists -h 127.0.0.1 -U postgres crowdtap
+rabbitmqctl -q delete_queue mailer >/dev/null 2>&1 || true
+rm -f mailer.db mailer.db-shm mailer.db-wal
+
+cargo build -q -p subscriber-app -p publisher-app
+
+# examples/publisher-app/README.md, first command.
+createdb -h 127.0.0.1 -U postgres crowdtap
+
+# examples/subscriber-app/README.md: the worker, in the background.
+cargo run -q -p subscriber-app >"$out" 2>&1 &
+mailer=$!
+for _ in $(seq 60); do
+  grep -q "mailer is running" "$out" && break
+  kill -0 "$mailer" 2>/dev/null || fail "the mailer exited before running"
+  sleep 1
+done
+grep -q "mailer is running" "$out" || fail "the mailer did not start within 60 s"
+log "mailer is running"
+
+# examples/publisher-app/README.md, second and third commands.
+cargo run -q -p publisher-app -- register Ada ada@example.com
+cargo run -q -p publisher-app -- ban 1
+cargo run -q -p publisher-app -- --help >/dev/null
+cargo run -q -p subscriber-app -- --help >/dev/null
+
+wait_for_line() { # pattern
+  for _ in $(seq 60); do
+    grep -q "$1" "$out" && return 0
+    sleep 1
+  done
+  fail "the mailer did not print '$1' within 60 s"
+}
+wait_for_line "mail Welcome about user 1"
+wait_for_line "mail Banned about user 1 to ada@example.com"
+log "the mailer sent both mails"
+
+# The replica holds what crowdtap published, and not the password.
+replica=$(python3 -c 'import sqlite3; print(sqlite3.connect("mailer.db").execute("select id, name, email, state, level from users").fetchall())')
+[ "$replica" = "[(1, 'Ada', 'ada@example.com', 'banned', 'basic')]" ] || fail "mailer.db holds $replica"
+log "mailer.db holds $replica"
+
+# Ctrl-C: the worker finishes and exits 0.
+kill -INT "$mailer"
+status=0
+wait "$mailer" || status=$?
+mailer=""
+[ "$status" = 0 ] || fail "the mailer exited with status $status after Ctrl-C"
+grep -q "mailer stopped: .* 3 operations applied" "$out" || fail "the mailer's last line is not its report"
+log "the mailer stopped on Ctrl-C: $(grep 'mailer stopped' "$out")"
