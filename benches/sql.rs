@@ -2,8 +2,8 @@
 //! same writes with plain sea-orm, and the rate of an initial sync, in one run.
 //!
 //! ```sh
-//! cargo bench --bench sql --features sql                          # SQLite file
-//! cargo bench --bench sql --features sql -- --engine postgres     # or mariadb
+//! cargo bench -p promiscuous-benches --bench sql                          # SQLite file
+//! cargo bench -p promiscuous-benches --bench sql -- --engine postgres     # or mariadb
 //! ```
 //!
 //! Plain: each row inserted in a transaction of its own. Published: the same

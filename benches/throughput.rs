@@ -1,8 +1,8 @@
 //! Throughput of replication compared with the raw broker, in one run.
 //!
 //! ```sh
-//! cargo bench --bench throughput                               # in-process broker, memory clock
-//! cargo bench --bench throughput --features amqp,redis -- --real   # RabbitMQ and Redis
+//! cargo bench -p promiscuous-benches --bench throughput                               # in-process broker, memory clock
+//! cargo bench -p promiscuous-benches --bench throughput -- --real   # RabbitMQ and Redis
 //! ```
 //!
 //! It prints messages per second for the raw broker (publish with confirm,

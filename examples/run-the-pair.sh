@@ -27,7 +27,7 @@ cargo build -q -p subscriber-app -p publisher-app
 createdb -h 127.0.0.1 -U postgres crowdtap
 
 # examples/subscriber-app/README.md: the worker, in the background.
-cargo run -q -p subscriber-app >"$out" 2>&1 &
+cargo run -p subscriber-app >"$out" 2>&1 &
 mailer=$!
 for _ in $(seq 60); do
   grep -q "mailer is running" "$out" && break
@@ -38,10 +38,10 @@ grep -q "mailer is running" "$out" || fail "the mailer did not start within 60 s
 log "mailer is running"
 
 # examples/publisher-app/README.md, second and third commands.
-cargo run -q -p publisher-app -- register Ada ada@example.com
-cargo run -q -p publisher-app -- ban 1
-cargo run -q -p publisher-app -- --help >/dev/null
-cargo run -q -p subscriber-app -- --help >/dev/null
+cargo run -p publisher-app -- register Ada ada@example.com
+cargo run -p publisher-app -- ban 1
+cargo run -p publisher-app -- --help >/dev/null
+cargo run -p subscriber-app -- --help >/dev/null
 
 wait_for_line() { # pattern
   for _ in $(seq 60); do

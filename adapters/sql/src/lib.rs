@@ -19,8 +19,7 @@
 //!
 //! The entity's `Model` derives `Publish` (or `Subscribe`) next to sea-orm's
 //! derives; `model = "User"` names it on the wire. A complete program is
-//! `examples/sql_replication.rs` (`cargo run --example sql_replication
-//! --features sql`); in short:
+//! `examples/sql-replication` (`cargo run -p sql-replication`); in short:
 //!
 //! ```text
 //! use promiscuous::sql::{SqlPublisher, SqlStorage};

@@ -189,7 +189,10 @@ pub(crate) fn parse(input: &DeriveInput) -> syn::Result<PublisherSpec> {
         attributes,
         mock: options.mock.is_some(),
         internal: options.internal.is_some(),
-        sea_orm: input.attrs.iter().any(|attr| attr.path().is_ident("sea_orm")),
+        sea_orm: input
+            .attrs
+            .iter()
+            .any(|attr| attr.path().is_ident("sea_orm")),
     })
 }
 

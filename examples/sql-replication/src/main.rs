@@ -4,13 +4,13 @@
 //! With no server (in-process broker, memory clock):
 //!
 //! ```text
-//! cargo run --example sql_replication --features sql
+//! cargo run -p sql-replication
 //! ```
 //!
 //! Through RabbitMQ and Redis:
 //!
 //! ```text
-//! cargo run --example sql_replication --features sql,amqp,redis -- \
+//! cargo run -p sql-replication --features amqp,redis -- \
 //!     --amqp-url amqp://guest:guest@127.0.0.1:5672/%2f --redis-url redis://127.0.0.1:6379/
 //! ```
 

@@ -84,7 +84,10 @@ async fn users_are_replicated_and_destroyed() {
     let user = factories::user();
     crowdtap.create(&user).await.unwrap();
     let copy = stored(&db, user.id).await.unwrap();
-    assert_eq!((copy.name.as_str(), copy.email.as_str()), ("John", user.email.as_str()));
+    assert_eq!(
+        (copy.name.as_str(), copy.email.as_str()),
+        ("John", user.email.as_str())
+    );
 
     crowdtap.destroy(&user).await.unwrap();
     assert!(stored(&db, user.id).await.is_none());
