@@ -312,6 +312,28 @@ pub(crate) mod sea_orm_publisher {
         impl ActiveModelBehavior for ActiveModel {}
     }
 
+    /// Contract tests instantiate a sea-orm model without `Default` (from
+    /// its `ActiveModel::default_values()`) and check its attributes.
+    #[cfg(feature = "validate")]
+    #[test]
+    fn contract_tests_instantiate_sea_orm_models() {
+        use promiscuous::Publish;
+        let path = std::env::temp_dir()
+            .join(format!("promiscuous-readme-{}", std::process::id()))
+            .join("readme.rs");
+        let report = promiscuous::validate::Publishers::new(&path)
+            .app("readme")
+            .definitions(&[<user::Model as Publish>::definition()])
+            .rewrite(true)
+            .check()
+            .unwrap();
+        assert_eq!(report.checked, ["User"], "{report}");
+        assert!(report.not_instantiated.is_empty(), "{report}");
+        let mocks = std::fs::read_to_string(&path).unwrap();
+        assert!(mocks.contains("    pub name: String,"), "{mocks}");
+        assert!(!mocks.contains("password_hash"), "{mocks}");
+    }
+
     #[tokio::test]
     async fn a_transaction_publishes_one_message_after_its_commit(
     ) -> Result<(), Box<dyn std::error::Error>> {
