@@ -100,7 +100,9 @@
 /// Attribute macro for implementing [`Callbacks`] (async methods in a trait).
 pub use async_trait::async_trait;
 pub use promiscuous_core as core;
-pub use promiscuous_core::config::{Config, ErrorNotifier, ENV_AMQP_URL, ENV_APP, ENV_REDIS_URL};
+pub use promiscuous_core::config::{
+    Backend, Config, ErrorNotifier, ENV_AMQP_URL, ENV_APP, ENV_REDIS_URL,
+};
 pub use promiscuous_core::model::{
     Callbacks, Change, Changes, Context, Publish, RecordId, Subscribe,
 };

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::backend::{factory_for, known_schemes, redact_url, scheme_of};
+pub use crate::backend_choice::Backend;
 use crate::error::{Error, Result};
 use crate::model::{Subscribe, SubscriberRegistration};
 use crate::runtime::Promiscuous;
@@ -204,6 +205,8 @@ pub struct ConfigBuilder {
     clock_check_interval: Duration,
     host: Option<String>,
     error_notifier: Option<ErrorNotifier>,
+    /// Why the last `backend(..)` is not valid, reported by `build()`.
+    backend_problem: Option<String>,
 }
 
 impl fmt::Debug for ConfigBuilder {
@@ -246,6 +249,7 @@ impl Default for ConfigBuilder {
             clock_check_interval: Duration::from_secs(5),
             host: None,
             error_notifier: None,
+            backend_problem: None,
         }
     }
 }
@@ -261,6 +265,25 @@ impl ConfigBuilder {
     /// shared by every instance using the same name) or `null://` (pretend mode).
     pub fn broker_url(mut self, url: impl Into<String>) -> Self {
         self.broker = Choice::Url(url.into(), "broker_url");
+        self
+    }
+
+    /// The broker, and for the in-memory ones the clock and lock, as one
+    /// typed value: `.backend(Backend::Null)` in a test (see [`Backend`]).
+    /// Checked by `build()`, like the URLs; a later `broker_url` or
+    /// `redis_url` overrides what it set.
+    pub fn backend(mut self, backend: Backend) -> Self {
+        match backend.urls() {
+            Ok(urls) => {
+                self.backend_problem = None;
+                self.broker = Choice::Url(urls.broker, "backend");
+                if let Some(url) = urls.clock_and_lock {
+                    self.clock = Choice::Url(url.clone(), "backend");
+                    self.lock = Choice::Url(url, "backend");
+                }
+            }
+            Err(problem) => self.backend_problem = Some(problem),
+        }
         self
     }
 
@@ -411,6 +434,9 @@ impl ConfigBuilder {
     }
 
     fn validate(&self) -> Result<Config> {
+        if let Some(problem) = &self.backend_problem {
+            return Err(Error::config("backend", problem.clone()));
+        }
         let app = match &self.app {
             Some(app) => app.clone(),
             None => std::env::var(ENV_APP).map_err(|_| {

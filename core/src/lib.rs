@@ -24,6 +24,7 @@
 //! ```
 
 pub mod backend;
+mod backend_choice;
 pub mod backoff;
 mod clock_watch;
 pub mod config;

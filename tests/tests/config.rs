@@ -327,3 +327,136 @@ async fn a_publisher_only_instance_needs_no_storage_and_cannot_subscribe() {
     let err = app.subscribe().await.unwrap_err().to_string();
     assert!(err.contains("no subscribed model"), "{err}");
 }
+
+mod backends {
+    use promiscuous::{Publish, Subscribe};
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Debug, Clone, Serialize, Deserialize, Publish)]
+    #[publish(to = "backends/note")]
+    pub struct Note {
+        pub id: i64,
+        #[publish]
+        pub text: String,
+    }
+
+    #[derive(Debug, Serialize, Deserialize, Subscribe)]
+    #[subscribe(from = "backends/note", as = "Note")]
+    pub struct NoteCopy {
+        pub id: i64,
+        #[subscribe]
+        pub text: String,
+    }
+}
+
+#[tokio::test]
+async fn backend_null_builds_with_nothing_else_and_delivers_nothing() {
+    use promiscuous::Backend::Null;
+    let publisher = Promiscuous::configure()
+        .app("backends")
+        .backend(Null)
+        .storage(Arc::new(MemoryStorage::new()))
+        .no_subscribers()
+        .build()
+        .await
+        .unwrap();
+    publisher
+        .create(&backends::Note {
+            id: 1,
+            text: "hello".into(),
+        })
+        .await
+        .unwrap();
+    // Another Null instance has a clock of its own.
+    let other = Promiscuous::configure()
+        .app("backends")
+        .backend(Null)
+        .storage(Arc::new(MemoryStorage::new()))
+        .no_subscribers()
+        .build()
+        .await
+        .unwrap();
+    assert!(publisher.healthy() && other.healthy());
+    use promiscuous::Clock as _;
+    let (mine, _) = publisher.clock().scan("", 0).await.unwrap();
+    let (theirs, _) = other.clock().scan("", 0).await.unwrap();
+    assert!(!mine.is_empty(), "the create advanced a counter");
+    assert!(
+        theirs.is_empty(),
+        "each Null instance has a clock of its own: {theirs:?}"
+    );
+}
+
+#[tokio::test]
+async fn backend_memory_connects_the_instances_that_share_its_name() {
+    use promiscuous::Backend;
+    let name = common::fresh("backend-memory");
+    let replica = Arc::new(MemoryStorage::new());
+    let subscriber = Promiscuous::configure()
+        .app(common::fresh("subscriber"))
+        .backend(Backend::Memory(name.clone()))
+        .storage(replica.clone())
+        .subscriber::<backends::NoteCopy>()
+        .build()
+        .await
+        .unwrap();
+    let worker = subscriber.subscribe().await.unwrap();
+    let publisher = Promiscuous::configure()
+        .app("backends")
+        .backend(Backend::Memory(name))
+        .storage(Arc::new(MemoryStorage::new()))
+        .no_subscribers()
+        .build()
+        .await
+        .unwrap();
+    publisher
+        .create(&backends::Note {
+            id: 7,
+            text: "through memory".into(),
+        })
+        .await
+        .unwrap();
+    common::applied(&worker, 1).await;
+    assert_eq!(replica.records("NoteCopy")[0]["text"], "through memory");
+}
+
+#[tokio::test]
+async fn a_wrong_backend_is_refused_when_built_naming_it() {
+    use promiscuous::Backend;
+    let (field, problem) = config_error(
+        Promiscuous::configure()
+            .app("backends")
+            .backend(Backend::Amqp("redis://user:secret@127.0.0.1/".into())),
+    )
+    .await;
+    assert_eq!(field, "backend");
+    assert!(
+        problem.contains("Backend::Amqp takes an `amqp://`"),
+        "{problem}"
+    );
+    assert!(
+        !problem.contains("secret"),
+        "credentials stay out: {problem}"
+    );
+    let (field, problem) = config_error(
+        Promiscuous::configure()
+            .app("backends")
+            .backend(Backend::Memory("no spaces".into())),
+    )
+    .await;
+    assert_eq!(field, "backend");
+    assert!(
+        problem.contains("Backend::Memory(\"no spaces\")"),
+        "{problem}"
+    );
+    // A later URL method overrides what the backend set.
+    Promiscuous::configure()
+        .app("backends")
+        .backend(Backend::Memory(common::fresh("override")))
+        .broker_url("null://")
+        .storage(Arc::new(MemoryStorage::new()))
+        .no_subscribers()
+        .build()
+        .await
+        .unwrap();
+}

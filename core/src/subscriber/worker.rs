@@ -74,7 +74,15 @@ impl Promiscuous {
             prefetch: rt.config.prefetch,
         };
         let consumer = rt.broker.subscribe(&subscription).await?;
-        tracing::info!(app = %rt.config.app, bindings = ?subscription.bindings, mode = ?rt.config.mode, "subscriber worker started");
+        tracing::info!(
+            app = %rt.config.app,
+            queue = %subscription.queue,
+            bindings = ?subscription.bindings,
+            mode = ?rt.config.mode,
+            prefetch = rt.config.prefetch,
+            runners = rt.config.runners,
+            "subscriber worker started"
+        );
         let (state, stop_tx) = State::new(rt, true);
         let state = Arc::new(state);
         let pump = tokio::spawn(pump(state.clone(), consumer));

@@ -5,10 +5,9 @@
 #[path = "../../publisher-app/mocks/mod.rs"]
 mod crowdtap;
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use crowdtap::factories;
 use promiscuous::validate::MockPublisher;
+use promiscuous::Backend::Null;
 use promiscuous::Promiscuous;
 use sea_orm::{Database, DatabaseConnection, EntityTrait};
 use subscriber_app::{user, Mail, MailKind, Mailer};
@@ -16,18 +15,13 @@ use subscriber_app::{user, Mail, MailKind, Mailer};
 // Every subscribed model, subclass and attribute is published by crowdtap.
 promiscuous::validate::contract_tests!(subscribers: crowdtap);
 
-/// The mailer on an in-memory SQLite database and memory backends, and
-/// crowdtap's mock publisher.
+/// The mailer on an in-memory SQLite database in pretend mode (nothing is
+/// delivered; a clock and lock of its own), and crowdtap's mock publisher.
 async fn mailer() -> (Promiscuous, DatabaseConnection, MockPublisher) {
-    static INSTANCE: AtomicU64 = AtomicU64::new(0);
     let db = Database::connect("sqlite::memory:").await.unwrap();
     subscriber_app::create_tables(&db).await.unwrap();
     let app = subscriber_app::configure(db.clone())
-        .broker_url("null://")
-        .redis_url(format!(
-            "memory://mailer-test-{}",
-            INSTANCE.fetch_add(1, Ordering::Relaxed)
-        ))
+        .backend(Null)
         .build()
         .await
         .unwrap();
