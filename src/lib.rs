@@ -103,6 +103,7 @@ pub use promiscuous_core as core;
 pub use promiscuous_core::config::{
     Backend, Config, ErrorNotifier, ENV_AMQP_URL, ENV_APP, ENV_REDIS_URL,
 };
+pub use promiscuous_core::dead_letter::{DeadLetter, DeadLetters, Selection};
 pub use promiscuous_core::model::{
     Callbacks, Change, Changes, Context, Publish, RecordId, Subscribe,
 };

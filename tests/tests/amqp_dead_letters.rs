@@ -6,16 +6,18 @@
 #[path = "common/services.rs"]
 mod services;
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use promiscuous::amqp::AmqpBroker;
 use promiscuous::core::testkit::{eventually, unique};
 use promiscuous::memory::MemoryStorage;
-use promiscuous::{Broker, Promiscuous};
+use promiscuous::{Broker, Promiscuous, Selection};
 
 static FAILURES: AtomicU32 = AtomicU32::new(0);
+/// The fix an operator deploys before replaying: negative weights are accepted.
+static NEGATIVE_ACCEPTED: AtomicBool = AtomicBool::new(false);
 
 mod models {
     use super::*;
@@ -40,7 +42,7 @@ mod models {
     #[promiscuous::async_trait]
     impl Callbacks for ParcelCopy {
         async fn before_create(&mut self, _ctx: &Context) -> Result<(), BoxError> {
-            if self.weight < 0 {
+            if self.weight < 0 && !NEGATIVE_ACCEPTED.load(Ordering::SeqCst) {
                 FAILURES.fetch_add(1, Ordering::SeqCst);
                 return Err(format!("a parcel cannot weigh {}", self.weight).into());
             }
@@ -132,6 +134,27 @@ async fn malformed_and_failing_messages_are_parked_with_their_reason() {
         "the worker kept going"
     );
     assert!(worker.is_running());
+
+    // The operator's way out: drop what can never be applied, fix the cause
+    // of the rest, move it back; the worker applies it.
+    let dead_letters = subscriber.dead_letters();
+    assert_eq!(dead_letters.list().await.unwrap(), dead);
+    let garbage = Selection::Ids(vec![malformed.id()]);
+    assert_eq!(dead_letters.purge(&garbage).await.unwrap(), 1);
+    NEGATIVE_ACCEPTED.store(true, Ordering::SeqCst);
+    assert_eq!(dead_letters.replay(&Selection::All).await.unwrap(), 1);
+    let replayed = eventually(Duration::from_secs(30), || async {
+        replica.records("ParcelCopy").len() == 2
+    })
+    .await;
+    assert!(
+        replayed,
+        "the replayed parcel is applied: {:?}",
+        replica.records("ParcelCopy")
+    );
+    assert!(dead_letters.list().await.unwrap().is_empty());
+    assert_eq!(worker.stats().dead_lettered, 2, "nothing parked again");
+
     worker.shutdown().await;
     broker.delete_subscription(&subscriber_app).await.unwrap();
 }

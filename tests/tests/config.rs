@@ -377,7 +377,6 @@ async fn backend_null_builds_with_nothing_else_and_delivers_nothing() {
         .await
         .unwrap();
     assert!(publisher.healthy() && other.healthy());
-    use promiscuous::Clock as _;
     let (mine, _) = publisher.clock().scan("", 0).await.unwrap();
     let (theirs, _) = other.clock().scan("", 0).await.unwrap();
     assert!(!mine.is_empty(), "the create advanced a counter");

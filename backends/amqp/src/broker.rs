@@ -77,6 +77,10 @@ impl Broker for AmqpBroker {
         BACKEND
     }
 
+    fn dead_letter_store(&self) -> Option<&dyn promiscuous_core::dead_letter::DeadLetterStore> {
+        Some(self)
+    }
+
     fn capabilities(&self) -> BrokerCapabilities {
         BrokerCapabilities {
             delivers: true,

@@ -1,19 +1,63 @@
-//! Test-facing helpers: read dead letters, count messages, delete a
-//! subscription's queues. They open a channel of their own for each call.
+//! Inspection helpers: read, replay and purge dead letters (the broker's
+//! [`DeadLetterStore`]), count messages, delete a subscription's queues.
+//! They open a channel of their own for each call.
 
+use async_trait::async_trait;
 use lapin::options::{
     BasicAckOptions, BasicGetOptions, BasicNackOptions, QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::FieldTable;
+use lapin::types::ShortString;
 use lapin::Channel;
-use promiscuous_core::dead_letter::DeadLetter;
+use promiscuous_core::dead_letter::{DeadLetter, DeadLetterStore, Selection};
 use promiscuous_core::BackendError;
 
 use crate::connection::{bounded, deadline_in, Session, Unavailable};
 use crate::error;
 use crate::headers::{self, HEADER_ATTEMPT, HEADER_ATTEMPTS, HEADER_ENDPOINT, HEADER_REASON};
+use crate::publisher;
 use crate::topology;
 use crate::AmqpBroker;
+
+/// What [`AmqpBroker::visit_dead_letters`] does with one dead letter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Leave it parked.
+    Keep,
+    /// Delete it.
+    Remove,
+    /// Move it back to its queue.
+    Replay,
+}
+
+#[async_trait]
+impl DeadLetterStore for AmqpBroker {
+    async fn list(&self, queue: &str) -> Result<Vec<DeadLetter>, BackendError> {
+        self.dead_letters(queue).await
+    }
+
+    async fn replay(&self, queue: &str, which: &Selection) -> Result<usize, BackendError> {
+        self.visit_dead_letters("replay", queue, |letter| {
+            if which.takes(letter) {
+                Verdict::Replay
+            } else {
+                Verdict::Keep
+            }
+        })
+        .await
+    }
+
+    async fn purge(&self, queue: &str, which: &Selection) -> Result<usize, BackendError> {
+        self.visit_dead_letters("purge", queue, |letter| {
+            if which.takes(letter) {
+                Verdict::Remove
+            } else {
+                Verdict::Keep
+            }
+        })
+        .await
+    }
+}
 
 /// At most this many dead letters are read by one call.
 const MAX_DEAD_LETTERS: usize = 100_000;
@@ -71,41 +115,69 @@ impl AmqpBroker {
         queue: &str,
         remove: bool,
     ) -> Result<Vec<DeadLetter>, BackendError> {
-        const OPERATION: &str = "dead_letters";
+        let verdict = if remove {
+            Verdict::Remove
+        } else {
+            Verdict::Keep
+        };
+        let mut letters = Vec::new();
+        self.visit_dead_letters("dead_letters", queue, |letter| {
+            letters.push(letter.clone());
+            verdict
+        })
+        .await?;
+        Ok(letters)
+    }
+
+    /// Reads every dead letter of `queue` (up to [`MAX_DEAD_LETTERS`]) and
+    /// settles each as `decide` says: kept ones go back to the error queue in
+    /// their order, removed ones are acknowledged, replayed ones are
+    /// published (confirmed) to `queue` itself before being acknowledged.
+    /// Returns how many were removed or replayed.
+    pub(crate) async fn visit_dead_letters(
+        &self,
+        operation: &'static str,
+        queue: &str,
+        mut decide: impl FnMut(&DeadLetter) -> Verdict,
+    ) -> Result<usize, BackendError> {
         let base = queue.strip_suffix(".error").unwrap_or(queue);
         let error_queue = topology::error_queue(base);
         let name = topology::short(&error_queue, "queue name")
-            .map_err(|m| error::permanent(OPERATION, &error_queue, m))?;
-        let channel = self.helper_channel(OPERATION, &error_queue).await?;
+            .map_err(|m| error::permanent(operation, &error_queue, m))?;
+        let target = topology::short(base, "queue name")
+            .map_err(|m| error::permanent(operation, base, m))?;
+        let channel = self.helper_channel(operation, &error_queue).await?;
         let passive = QueueDeclareOptions {
             passive: true,
             ..QueueDeclareOptions::default()
         };
         match bounded(channel.queue_declare(name.clone(), passive, FieldTable::default())).await {
             Ok(_) => {}
-            Err(e) if error::is_not_found(&e) => return Ok(Vec::new()),
+            Err(e) if error::is_not_found(&e) => return Ok(0),
             Err(e) => {
                 return Err(error::from_lapin(
-                    OPERATION,
+                    operation,
                     &error_queue,
                     "cannot look the queue up",
                     e,
                 ))
             }
         }
-        let mut letters = Vec::new();
-        let mut last_tag = None;
-        while letters.len() < MAX_DEAD_LETTERS {
+        let settle_failed =
+            |e| error::from_lapin(operation, &error_queue, "cannot settle a dead letter", e);
+        let mut last_kept = None;
+        let mut taken = 0;
+        for _ in 0..MAX_DEAD_LETTERS {
             let got = bounded(channel.basic_get(name.clone(), BasicGetOptions { no_ack: false }))
                 .await
-                .map_err(|e| error::from_lapin(OPERATION, &error_queue, "basic.get failed", e))?;
+                .map_err(|e| error::from_lapin(operation, &error_queue, "basic.get failed", e))?;
             let Some(message) = got else {
                 break;
             };
             let delivery = message.delivery;
-            last_tag = Some(delivery.delivery_tag);
+            let tag = delivery.delivery_tag;
             let properties = &delivery.properties;
-            letters.push(DeadLetter {
+            let letter = DeadLetter {
                 endpoint: headers::text(properties, HEADER_ENDPOINT).unwrap_or_default(),
                 reason: headers::text(properties, HEADER_REASON).unwrap_or_default(),
                 attempts: headers::count(properties, HEADER_ATTEMPTS)
@@ -114,32 +186,54 @@ impl AmqpBroker {
                     })
                     .unwrap_or(0),
                 payload: delivery.data,
-            });
-        }
-        if let Some(tag) = last_tag {
-            let settled = if remove {
-                bounded(channel.basic_ack(tag, BasicAckOptions { multiple: true })).await
-            } else {
-                bounded(channel.basic_nack(
-                    tag,
-                    BasicNackOptions {
-                        multiple: true,
-                        requeue: true,
-                    },
-                ))
-                .await
             };
-            settled.map_err(|e| {
-                error::from_lapin(
-                    OPERATION,
-                    &error_queue,
-                    "cannot settle the read messages",
-                    e,
-                )
-            })?;
+            match decide(&letter) {
+                Verdict::Keep => {
+                    last_kept = Some(tag);
+                    continue;
+                }
+                Verdict::Replay => self.replay_one(operation, &target, &letter).await?,
+                Verdict::Remove => {}
+            }
+            bounded(channel.basic_ack(tag, BasicAckOptions { multiple: false }))
+                .await
+                .map_err(settle_failed)?;
+            taken += 1;
+        }
+        if let Some(tag) = last_kept {
+            // Every delivery up to `tag` still unsettled is a kept one.
+            let requeue = BasicNackOptions {
+                multiple: true,
+                requeue: true,
+            };
+            bounded(channel.basic_nack(tag, requeue))
+                .await
+                .map_err(settle_failed)?;
         }
         let _ = bounded(channel.close(200, "OK".into())).await;
-        Ok(letters)
+        Ok(taken)
+    }
+
+    /// Publishes a dead letter back to its queue (through the default
+    /// exchange, so no other subscriber gets it again), as a new delivery.
+    async fn replay_one(
+        &self,
+        operation: &'static str,
+        queue: &ShortString,
+        letter: &DeadLetter,
+    ) -> Result<(), BackendError> {
+        let session = self.helper_session(operation, queue.as_str()).await?;
+        let timeout = self.shared.options.publish_timeout;
+        publisher::publish_confirmed(
+            &session.publisher,
+            ShortString::from(""),
+            queue.clone(),
+            &letter.payload,
+            headers::retried(&headers::published(), &letter.endpoint, 0),
+            deadline_in(timeout),
+        )
+        .await
+        .map_err(|f| f.into_error(operation, queue.as_str(), "replay to the queue", timeout))
     }
 
     /// For tests: how many messages wait in `queue`, not counting delivered

@@ -59,6 +59,10 @@ impl Broker for Recording {
         self.inner.subscribe(subscription).await
     }
 
+    fn dead_letter_store(&self) -> Option<&dyn promiscuous_core::dead_letter::DeadLetterStore> {
+        self.inner.dead_letter_store()
+    }
+
     fn healthy(&self) -> bool {
         self.inner.healthy()
     }

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use promiscuous_core::dead_letter::DeadLetter;
+use promiscuous_core::dead_letter::{DeadLetter, DeadLetterStore, Selection};
 use promiscuous_core::traits::{
     Acknowledge, Broker, BrokerCapabilities, Consumer, Delivery, Disposition, Subscription,
 };
@@ -171,6 +171,57 @@ impl InProcessBroker {
     }
 }
 
+impl InProcessBroker {
+    /// Takes the selected dead letters of `queue` out, keeping the others in order.
+    fn take_selected(state: &mut State, queue: &str, which: &Selection) -> Vec<DeadLetter> {
+        let Some(parked) = state.dead_letters.get_mut(queue) else {
+            return Vec::new();
+        };
+        let (taken, kept) = std::mem::take(parked)
+            .into_iter()
+            .partition(|letter| which.takes(letter));
+        *parked = kept;
+        taken
+    }
+}
+
+#[async_trait]
+impl DeadLetterStore for InProcessBroker {
+    async fn list(&self, queue: &str) -> Result<Vec<DeadLetter>, BackendError> {
+        Ok(self.dead_letters(queue))
+    }
+
+    async fn replay(&self, queue: &str, which: &Selection) -> Result<usize, BackendError> {
+        let queue = queue.strip_suffix(".error").unwrap_or(queue);
+        let mut state = self.shared.lock();
+        if state.closed {
+            return Err(BackendError::new(
+                NAME,
+                "replay",
+                queue,
+                "the broker is closed",
+            ));
+        }
+        let taken = Self::take_selected(&mut state, queue, which);
+        let count = taken.len();
+        let target = state.queues.entry(queue.to_owned()).or_default();
+        for letter in taken {
+            target.push_back(Message {
+                endpoint: letter.endpoint,
+                payload: letter.payload,
+                attempt: 0,
+            });
+        }
+        Ok(count)
+    }
+
+    async fn purge(&self, queue: &str, which: &Selection) -> Result<usize, BackendError> {
+        let queue = queue.strip_suffix(".error").unwrap_or(queue);
+        let mut state = self.shared.lock();
+        Ok(Self::take_selected(&mut state, queue, which).len())
+    }
+}
+
 #[async_trait]
 impl Broker for InProcessBroker {
     fn name(&self) -> &'static str {
@@ -179,6 +230,10 @@ impl Broker for InProcessBroker {
 
     fn capabilities(&self) -> BrokerCapabilities {
         CAPABILITIES
+    }
+
+    fn dead_letter_store(&self) -> Option<&dyn DeadLetterStore> {
+        Some(self)
     }
 
     async fn publish(&self, endpoint: &str, payload: &[u8]) -> Result<(), BackendError> {

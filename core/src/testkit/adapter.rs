@@ -470,6 +470,10 @@ impl Broker for Recording {
     ) -> Result<Box<dyn Consumer>, BackendError> {
         self.inner.subscribe(subscription).await
     }
+    fn dead_letter_store(&self) -> Option<&dyn crate::dead_letter::DeadLetterStore> {
+        self.inner.dead_letter_store()
+    }
+
     fn healthy(&self) -> bool {
         self.inner.healthy()
     }

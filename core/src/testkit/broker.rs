@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{unique, PATIENCE, QUIET};
+use crate::dead_letter::{DeadLetter, Selection};
 use crate::traits::{Broker, Consumer, Delivery, Disposition, Subscription};
 use crate::wire::EndpointPattern;
 
@@ -408,6 +409,70 @@ pub async fn nack_dead_letter_does_not_redeliver(broker: &dyn Broker) {
     );
 }
 
+/// Dead letters are listed with their endpoint, reason and attempts, in
+/// order; a purge deletes the selected ones, a replay delivers them again to
+/// the queue's consumer, and the others stay parked, in order.
+pub async fn dead_letters_are_listed_replayed_and_purged(broker: &dyn Broker) {
+    let Some(store) = broker.dead_letter_store() else {
+        assert!(
+            !delivers(broker),
+            "{}: a broker that delivers, and so dead-letters, must offer its dead letters (Broker::dead_letter_store)",
+            broker.name()
+        );
+        return;
+    };
+    let endpoint = format!("{}/{}", unique("app"), unique("user"));
+    let queue = unique("q");
+    let mut consumer = subscribe(broker, &subscription(&queue, &[&endpoint], 10)).await;
+    for body in ["one", "two", "three"] {
+        publish(broker, &endpoint, body.as_bytes()).await;
+        let delivery = next_delivery(consumer.as_mut(), body).await;
+        nack(
+            delivery,
+            Disposition::DeadLetter {
+                reason: format!("testkit: {body} parked"),
+            },
+        )
+        .await;
+    }
+    let bodies = |letters: &[DeadLetter]| -> Vec<String> {
+        letters
+            .iter()
+            .map(|l| String::from_utf8_lossy(&l.payload).into_owned())
+            .collect()
+    };
+    let parked = store.list(&queue).await.expect("list");
+    assert_eq!(bodies(&parked), ["one", "two", "three"], "oldest first");
+    assert!(parked.iter().all(|l| l.endpoint == endpoint), "{parked:?}");
+    assert_eq!(parked[1].reason, "testkit: two parked");
+    assert_eq!(parked[1].attempts, 1);
+    assert_eq!(
+        bodies(&store.list(&queue).await.expect("list again")),
+        ["one", "two", "three"],
+        "listing leaves them in place"
+    );
+
+    let two = Selection::Ids(vec![parked[1].id()]);
+    assert_eq!(store.purge(&queue, &two).await.expect("purge"), 1);
+    assert_eq!(bodies(&store.list(&queue).await.unwrap()), ["one", "three"]);
+
+    let three = Selection::Ids(vec![parked[2].id()]);
+    assert_eq!(store.replay(&queue, &three).await.expect("replay"), 1);
+    assert_eq!(
+        receive_exactly(consumer.as_mut(), 1, "the replayed dead letter").await,
+        vec![(endpoint.clone(), "three".to_owned())]
+    );
+    assert_eq!(bodies(&store.list(&queue).await.unwrap()), ["one"]);
+
+    assert_eq!(store.replay(&queue, &Selection::All).await.unwrap(), 1);
+    assert_eq!(
+        receive_exactly(consumer.as_mut(), 1, "the last dead letter, replayed").await,
+        vec![(endpoint, "one".to_owned())]
+    );
+    assert!(store.list(&queue).await.unwrap().is_empty());
+    assert_eq!(store.purge(&queue, &Selection::All).await.unwrap(), 0);
+}
+
 /// With `prefetch` N and N + 1 messages queued, the consumer gets N deliveries;
 /// its next `next()` does not return until one of them is acknowledged.
 pub async fn prefetch_limits_unacknowledged(broker: &dyn Broker) {
@@ -659,6 +724,7 @@ where
     nack_requeue_redelivers(b).await;
     nack_retry_redelivers_after_delay(b).await;
     nack_dead_letter_does_not_redeliver(b).await;
+    dead_letters_are_listed_replayed_and_purged(b).await;
     prefetch_limits_unacknowledged(b).await;
     preserves_publish_order(b).await;
     concurrent_publishers_lose_nothing(b).await;

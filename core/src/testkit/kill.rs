@@ -359,6 +359,10 @@ impl Broker for KillableBroker {
             .call("broker.subscribe", self.inner.subscribe(subscription))
             .await
     }
+    fn dead_letter_store(&self) -> Option<&dyn crate::dead_letter::DeadLetterStore> {
+        self.inner.dead_letter_store()
+    }
+
     fn healthy(&self) -> bool {
         !self.process.is_killed() && self.inner.healthy()
     }

@@ -130,4 +130,10 @@ pub trait Broker: Send + Sync + Debug + 'static {
 
     /// Closes connections; consumers end. Idempotent.
     async fn close(&self) -> Result<(), BackendError>;
+
+    /// The operator's tools on the dead letters this broker keeps, if it
+    /// keeps any (the Null broker does not).
+    fn dead_letter_store(&self) -> Option<&dyn crate::dead_letter::DeadLetterStore> {
+        None
+    }
 }
