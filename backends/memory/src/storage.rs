@@ -113,15 +113,36 @@ impl Table {
     }
 
     fn set(&mut self, key_field: &str, row: u64, changes: &Record) {
-        let rekeyed = changes.contains_key(key_field);
-        if let Some(stored) = self.rows.get_mut(&row) {
-            for (field, value) in changes {
-                stored.insert(field.clone(), value.clone());
+        let Some(stored) = self.rows.get_mut(&row) else {
+            return;
+        };
+        // Updates usually carry the key unchanged: the index moves only when
+        // the key does (rebuilding it on every write made each one O(rows)).
+        let before = changes
+            .contains_key(key_field)
+            .then(|| stored.get(key_field).map(id_json))
+            .flatten();
+        for (field, value) in changes {
+            stored.insert(field.clone(), value.clone());
+        }
+        let Some(after) = changes.get(key_field).map(id_json) else {
+            return;
+        };
+        if before.as_deref() == Some(after.as_str()) {
+            return;
+        }
+        if let Some(before) = before {
+            if let Some(rows) = self.index.get_mut(&before) {
+                rows.retain(|r| *r != row);
+                if rows.is_empty() {
+                    self.index.remove(&before);
+                }
             }
         }
-        if rekeyed {
-            self.reindex(key_field);
-        }
+        // Keep each key's rows in insertion order, as a rebuild would.
+        let rows = self.index.entry(after).or_default();
+        let at = rows.partition_point(|r| *r < row);
+        rows.insert(at, row);
     }
 }
 
@@ -502,6 +523,40 @@ mod tests {
         );
         let _ = std::fs::remove_file(&path);
         let _ = std::fs::remove_file(path.with_extension("lock"));
+    }
+
+    #[tokio::test]
+    async fn the_index_follows_a_changed_key_and_only_then() {
+        let storage = MemoryStorage::new();
+        for (id, n) in [(1, "a"), (2, "b"), (1, "c")] {
+            storage
+                .insert("m", &record(json!({"id": id, "n": n})))
+                .await
+                .unwrap();
+        }
+        let by = |id: i64| Filter::eq("id", json!(id));
+        let names = |records: Vec<Record>| -> Vec<Value> {
+            records.into_iter().map(|r| r["n"].clone()).collect()
+        };
+        // The key unchanged: found as before.
+        storage
+            .update("m", &by(2), &record(json!({"id": 2, "n": "b2"})))
+            .await
+            .unwrap();
+        assert_eq!(
+            names(storage.find("m", &by(2), 10).await.unwrap()),
+            [json!("b2")]
+        );
+        // The key changed: found under the new one, in insertion order, and no longer under the old.
+        storage
+            .update("m", &by(2), &record(json!({"id": 1})))
+            .await
+            .unwrap();
+        assert!(storage.find("m", &by(2), 10).await.unwrap().is_empty());
+        assert_eq!(
+            names(storage.find("m", &by(1), 10).await.unwrap()),
+            [json!("a"), json!("b2"), json!("c")]
+        );
     }
 
     #[tokio::test]
