@@ -349,17 +349,22 @@ mod backends {
     }
 }
 
-#[tokio::test]
-async fn backend_null_builds_with_nothing_else_and_delivers_nothing() {
-    use promiscuous::Backend::Null;
-    let publisher = Promiscuous::configure()
+/// A publisher-only instance of the app `backends` on `backend`.
+async fn backends_publisher(backend: promiscuous::Backend) -> Promiscuous {
+    Promiscuous::configure()
         .app("backends")
-        .backend(Null)
+        .backend(backend)
         .storage(Arc::new(MemoryStorage::new()))
         .no_subscribers()
         .build()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+#[tokio::test]
+async fn backend_null_builds_with_nothing_else_and_delivers_nothing() {
+    use promiscuous::Backend::Null;
+    let publisher = backends_publisher(Null).await;
     publisher
         .create(&backends::Note {
             id: 1,
@@ -368,14 +373,7 @@ async fn backend_null_builds_with_nothing_else_and_delivers_nothing() {
         .await
         .unwrap();
     // Another Null instance has a clock of its own.
-    let other = Promiscuous::configure()
-        .app("backends")
-        .backend(Null)
-        .storage(Arc::new(MemoryStorage::new()))
-        .no_subscribers()
-        .build()
-        .await
-        .unwrap();
+    let other = backends_publisher(Null).await;
     assert!(publisher.healthy() && other.healthy());
     let (mine, _) = publisher.clock().scan("", 0).await.unwrap();
     let (theirs, _) = other.clock().scan("", 0).await.unwrap();
@@ -400,14 +398,7 @@ async fn backend_memory_connects_the_instances_that_share_its_name() {
         .await
         .unwrap();
     let worker = subscriber.subscribe().await.unwrap();
-    let publisher = Promiscuous::configure()
-        .app("backends")
-        .backend(Backend::Memory(name))
-        .storage(Arc::new(MemoryStorage::new()))
-        .no_subscribers()
-        .build()
-        .await
-        .unwrap();
+    let publisher = backends_publisher(Backend::Memory(name)).await;
     publisher
         .create(&backends::Note {
             id: 7,

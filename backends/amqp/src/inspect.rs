@@ -37,25 +37,24 @@ impl DeadLetterStore for AmqpBroker {
     }
 
     async fn replay(&self, queue: &str, which: &Selection) -> Result<usize, BackendError> {
-        self.visit_dead_letters("replay", queue, |letter| {
-            if which.takes(letter) {
-                Verdict::Replay
-            } else {
-                Verdict::Keep
-            }
-        })
-        .await
+        self.visit_dead_letters("replay", queue, chosen(which, Verdict::Replay))
+            .await
     }
 
     async fn purge(&self, queue: &str, which: &Selection) -> Result<usize, BackendError> {
-        self.visit_dead_letters("purge", queue, |letter| {
-            if which.takes(letter) {
-                Verdict::Remove
-            } else {
-                Verdict::Keep
-            }
-        })
-        .await
+        self.visit_dead_letters("purge", queue, chosen(which, Verdict::Remove))
+            .await
+    }
+}
+
+/// `verdict` for the dead letters `which` selects, [`Verdict::Keep`] for the others.
+fn chosen(which: &Selection, verdict: Verdict) -> impl FnMut(&DeadLetter) -> Verdict + '_ {
+    move |letter| {
+        if which.takes(letter) {
+            verdict
+        } else {
+            Verdict::Keep
+        }
     }
 }
 
