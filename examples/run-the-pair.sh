@@ -27,15 +27,15 @@ cargo build -q -p subscriber-app -p publisher-app
 createdb -h 127.0.0.1 -U postgres crowdtap
 
 # examples/subscriber-app/README.md: the worker, in the background.
-cargo run -p subscriber-app >"$out" 2>&1 &
+cargo run -p subscriber-app -- subscribe >"$out" 2>&1 &
 mailer=$!
 for _ in $(seq 60); do
-  grep -q "mailer is running" "$out" && break
+  grep -q "mailer is subscribed" "$out" && break
   kill -0 "$mailer" 2>/dev/null || fail "the mailer exited before running"
   sleep 1
 done
-grep -q "mailer is running" "$out" || fail "the mailer did not start within 60 s"
-log "mailer is running"
+grep -q "mailer is subscribed" "$out" || fail "the mailer did not start within 60 s"
+log "mailer is subscribed"
 
 # examples/publisher-app/README.md, second and third commands.
 cargo run -p publisher-app -- register Ada ada@example.com
@@ -59,11 +59,31 @@ replica=$(python3 -c 'import sqlite3; print(sqlite3.connect("mailer.db").execute
 [ "$replica" = "[(1, 'Ada', 'ada@example.com', 'banned', 'basic')]" ] || fail "mailer.db holds $replica"
 log "mailer.db holds $replica"
 
-# Ctrl-C: the worker finishes and exits 0.
+# The operator's commands of the main README ("Running in production"):
+# the mailer's status, its dead letters, and a sync of crowdtap's users.
+status=$(cargo run -p subscriber-app -- status 2>/dev/null)
+echo "$status" | grep -q "queue mailer: 0 ready, 1 consumers" || fail "status says: $status"
+echo "$status" | grep -q "subscribed to crowdtap/user: .* applied, 0 behind" \
+  || fail "status says: $status"
+log "mailer status: $(echo "$status" | grep 'subscribed to crowdtap/user')"
+cargo run -p subscriber-app -- dead-letters list | grep -q "0 dead letters in mailer.error" \
+  || fail "the mailer has dead letters"
+cargo run -p publisher-app -- publish User
+for _ in $(seq 60); do
+  grep -q "mailer stopped" "$out" && fail "the mailer stopped"
+  cargo run -q -p subscriber-app -- status 2>/dev/null | grep -q "crowdtap/user: .* 0 behind" && break
+  sleep 1
+done
+cargo run -q -p subscriber-app -- status 2>/dev/null | grep -q "crowdtap/user: .* 0 behind" \
+  || fail "the sync was not applied"
+log "the sync of crowdtap's users was applied"
+
+# Ctrl-C: the worker finishes and exits 0. It received the register (the user
+# and its event), the ban, and the sync (its baseline and the state).
 kill -INT "$mailer"
 status=0
 wait "$mailer" || status=$?
 mailer=""
 [ "$status" = 0 ] || fail "the mailer exited with status $status after Ctrl-C"
-grep -q "mailer stopped: .* 3 operations applied" "$out" || fail "the mailer's last line is not its report"
+grep -q "mailer stopped: 5 messages received, 4 operations applied" "$out" || fail "the mailer's last line is not its report"
 log "the mailer stopped on Ctrl-C: $(grep 'mailer stopped' "$out")"

@@ -109,10 +109,13 @@ pub use promiscuous_core::model::{
 };
 pub use promiscuous_core::publisher::{
     causal_scope, InitialSync, PendingWrite, Produced, Recovery, RecoveryPass, Relay, RelayPass,
-    SyncProgress, SyncReport, Transaction,
+    StorageSync, SyncProgress, SyncReport, SyncRequest, SyncSource, Transaction,
 };
+pub use promiscuous_core::status::{BrokerStatus, ClockStatus, Status, SubscriptionStatus};
 pub use promiscuous_core::subscriber::{Stall, Worker, WorkerStats};
-pub use promiscuous_core::traits::{Broker, Clock, Filter, Lock, Outbox, Record, Storage};
+pub use promiscuous_core::traits::{
+    Broker, Clock, Filter, Lock, Outbox, QueueDepth, Record, Storage,
+};
 pub use promiscuous_core::wire::OperationKind;
 pub use promiscuous_core::{
     BackendError, BoxError, ConfigBuilder, Error, ErrorKind, Mode, Promiscuous, Result,
@@ -123,6 +126,9 @@ pub use promiscuous_memory as memory;
 /// The RabbitMQ broker (feature `amqp`).
 #[cfg(feature = "amqp")]
 pub use promiscuous_amqp as amqp;
+/// The command line an app embeds in its own binary (feature `cli`).
+#[cfg(feature = "cli")]
+pub use promiscuous_cli as cli;
 /// The Redis lock and clock (feature `redis`).
 #[cfg(feature = "redis")]
 pub use promiscuous_redis as redis;

@@ -433,6 +433,13 @@ impl ConfigBuilder {
         self
     }
 
+    /// The configuration [`build`](Self::build) would use, validated (the
+    /// app name taken from `PROMISCUOUS_APP` when not given), without
+    /// connecting to anything.
+    pub fn resolve(&self) -> Result<Config> {
+        self.validate()
+    }
+
     fn validate(&self) -> Result<Config> {
         if let Some(problem) = &self.backend_problem {
             return Err(Error::config("backend", problem.clone()));

@@ -32,9 +32,11 @@ pub mod dead_letter;
 pub mod dependency;
 pub mod error;
 pub mod layers;
+pub mod metrics;
 pub mod model;
 pub mod publisher;
 mod runtime;
+pub mod status;
 pub mod subscriber;
 #[cfg(feature = "testkit")]
 pub mod testkit;

@@ -201,6 +201,7 @@ impl Runtime {
             self.faulted.store(true, Ordering::SeqCst);
             self.fault.send_replace(true);
         }
+        crate::metrics::error(&self.config.app, error.kind());
         // The whole chain: each error's message holds its context, its source the cause.
         let shown = crate::error::chain(error);
         match error.kind() {

@@ -128,6 +128,17 @@ fn rust_excerpts_are_taken_from_code_that_compiles() {
 }
 
 #[test]
+fn every_metric_is_documented_in_the_operations_guide() {
+    let guide = read("docs/operations.md");
+    for name in promiscuous_core::metrics::ALL {
+        assert!(
+            guide.contains(&format!("| `{name}` |")),
+            "docs/operations.md does not document the metric {name}"
+        );
+    }
+}
+
+#[test]
 fn every_shell_command_is_run_by_ci() {
     let scripts: Vec<String> = CI_SCRIPTS.iter().map(|s| read(s)).collect();
     let mut checked = 0;

@@ -65,9 +65,12 @@ mod publisher;
 pub use publisher::{ModelOf, PublishingTransaction, SqlPublisher, SqlPublisherBuilder};
 mod relay;
 mod sync;
+mod sync_source;
 pub use outbox::SqlOutbox;
+pub use promiscuous_core::publisher::SyncReport;
 pub use promiscuous_core::publisher::{Relay, RelayPass, RunningRelay};
-pub use sync::{InitialSync, SyncReport};
+pub use sync::InitialSync;
+pub use sync_source::SqlSync;
 
 /// What [`published_writes_only!`] expands to needs; not a public API.
 #[doc(hidden)]

@@ -3,12 +3,13 @@
 
 use std::collections::HashMap;
 use std::marker::PhantomData;
+use std::sync::Arc;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use promiscuous_core::dependency::{fnv1a64, id_json};
 use promiscuous_core::model::{published_attributes, Publish};
-use promiscuous_core::publisher::PendingWrite;
+use promiscuous_core::publisher::{PendingWrite, SyncProgress, SyncReport};
 use promiscuous_core::wire::OperationKind;
 use promiscuous_core::Error as CoreError;
 use sea_orm::sea_query::{ColumnType, Expr, ExprTrait, IntoCondition};
@@ -39,27 +40,25 @@ const DEFAULT_BATCH: u64 = 100;
 /// selects the rows whose key is `i` modulo `n`, so each worker reads only
 /// its share; with another key each worker reads every row and publishes
 /// those whose id hashes to `i` modulo `n`.
-#[derive(Debug)]
 pub struct InitialSync<E> {
     publisher: SqlPublisher,
     condition: Condition,
     batch: u64,
     partition: (u64, u64),
     progress: bool,
+    on_progress: Option<Arc<dyn Fn(SyncProgress) + Send + Sync>>,
     entity: PhantomData<fn() -> E>,
 }
 
-/// What a sync did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct SyncReport {
-    /// Rows read by this worker.
-    pub scanned: u64,
-    /// Rows published by this worker.
-    pub published: u64,
-    /// Rows deleted while the sync ran, not published.
-    pub vanished: u64,
-    /// Messages sent.
-    pub messages: u64,
+impl<E> std::fmt::Debug for InitialSync<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InitialSync")
+            .field("condition", &self.condition)
+            .field("batch", &self.batch)
+            .field("partition", &self.partition)
+            .field("progress", &self.progress)
+            .finish_non_exhaustive()
+    }
 }
 
 impl SqlPublisher {
@@ -76,6 +75,7 @@ impl SqlPublisher {
             batch: DEFAULT_BATCH,
             partition: (0, 1),
             progress: true,
+            on_progress: None,
             entity: PhantomData,
         }
     }
@@ -109,6 +109,21 @@ where
     pub fn progress(mut self, shown: bool) -> Self {
         self.progress = shown;
         self
+    }
+
+    /// Called after each batch with the progress so far (its `total` is the
+    /// number of rows to read).
+    pub fn on_progress(mut self, report: impl Fn(SyncProgress) + Send + Sync + 'static) -> Self {
+        self.on_progress = Some(Arc::new(report));
+        self
+    }
+
+    /// Publishes only the rows matching `condition`, an SQL boolean
+    /// expression on the entity's table (`state = 'banned'`), as the CLI's
+    /// `publish --filter` takes it. It is sent to the database as written:
+    /// take it from operators, never from end users.
+    pub fn filter_sql(self, condition: &str) -> Self {
+        self.filter(Expr::cust(condition.to_owned()))
     }
 
     fn progress_bar(&self, total: u64) -> ProgressBar {
@@ -207,7 +222,10 @@ where
             .publish_baseline(<E::Model as Publish>::definition())
             .await?;
         let bar = self.progress_bar(total);
-        let mut report = SyncReport::default();
+        let mut report = SyncReport {
+            total: Some(total),
+            ..SyncReport::default()
+        };
         let mut after: Option<sea_orm::Value> = None;
         loop {
             let mut query = E::find().filter(condition.clone());
@@ -230,6 +248,9 @@ where
                 .collect();
             self.publish_batch(key, mine, &mut report).await?;
             bar.inc(rows.len() as u64);
+            if let Some(on_progress) = &self.on_progress {
+                on_progress(report);
+            }
         }
         bar.finish_and_clear();
         tracing::info!(
@@ -285,7 +306,7 @@ where
         report.published += published as u64;
         report.vanished += (batch.len() - published) as u64;
         if published > 0 {
-            report.messages += 1;
+            report.batches += 1;
         }
         Ok(())
     }

@@ -81,6 +81,13 @@ impl Broker for AmqpBroker {
         Some(self)
     }
 
+    async fn queue_depth(
+        &self,
+        queue: &str,
+    ) -> Result<Option<promiscuous_core::traits::QueueDepth>, BackendError> {
+        self.declared_depth(queue).await
+    }
+
     fn capabilities(&self) -> BrokerCapabilities {
         BrokerCapabilities {
             delivers: true,

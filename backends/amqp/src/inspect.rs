@@ -10,6 +10,7 @@ use lapin::types::FieldTable;
 use lapin::types::ShortString;
 use lapin::Channel;
 use promiscuous_core::dead_letter::{DeadLetter, DeadLetterStore, Selection};
+use promiscuous_core::traits::QueueDepth;
 use promiscuous_core::BackendError;
 
 use crate::connection::{bounded, deadline_in, Session, Unavailable};
@@ -235,10 +236,13 @@ impl AmqpBroker {
         .map_err(|f| f.into_error(operation, queue.as_str(), "replay to the queue", timeout))
     }
 
-    /// For tests: how many messages wait in `queue`, not counting delivered
-    /// but unacknowledged ones (a passive declaration's count; 0 for a
-    /// missing queue).
-    pub async fn queue_depth(&self, queue: &str) -> Result<u32, BackendError> {
+    /// How many messages wait in `queue` and how many consumers it has (a
+    /// passive declaration's counts; AMQP does not tell the unacknowledged
+    /// ones); `None` for a missing queue.
+    pub(crate) async fn declared_depth(
+        &self,
+        queue: &str,
+    ) -> Result<Option<QueueDepth>, BackendError> {
         const OPERATION: &str = "queue_depth";
         let name = topology::short(queue, "queue name")
             .map_err(|m| error::permanent(OPERATION, queue, m))?;
@@ -249,8 +253,12 @@ impl AmqpBroker {
         };
         let depth = match bounded(channel.queue_declare(name, passive, FieldTable::default())).await
         {
-            Ok(declared) => declared.message_count(),
-            Err(e) if error::is_not_found(&e) => return Ok(0),
+            Ok(declared) => QueueDepth {
+                ready: u64::from(declared.message_count()),
+                unacked: None,
+                consumers: Some(u64::from(declared.consumer_count())),
+            },
+            Err(e) if error::is_not_found(&e) => return Ok(None),
             Err(e) => {
                 return Err(error::from_lapin(
                     OPERATION,
@@ -261,7 +269,7 @@ impl AmqpBroker {
             }
         };
         let _ = bounded(channel.close(200, "OK".into())).await;
-        Ok(depth)
+        Ok(Some(depth))
     }
 
     /// For test cleanup: deletes `queue`, its `<queue>.error` and the retry

@@ -138,8 +138,9 @@
 //! ```
 //!
 //! Tests get helpers to look inside RabbitMQ: [`AmqpBroker::dead_letters`],
-//! [`AmqpBroker::take_dead_letters`], [`AmqpBroker::queue_depth`] and
-//! [`AmqpBroker::delete_subscription`].
+//! [`AmqpBroker::take_dead_letters`] and [`AmqpBroker::delete_subscription`];
+//! operators get a queue's depth from
+//! [`Broker::queue_depth`].
 //!
 //! [`Subscription::queue`]: promiscuous_core::traits::Subscription::queue
 //! [`Delivery::endpoint`]: promiscuous_core::traits::Delivery::endpoint

@@ -9,7 +9,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use promiscuous_core::dead_letter::{DeadLetter, DeadLetterStore, Selection};
 use promiscuous_core::traits::{
-    Acknowledge, Broker, BrokerCapabilities, Consumer, Delivery, Disposition, Subscription,
+    Acknowledge, Broker, BrokerCapabilities, Consumer, Delivery, Disposition, QueueDepth,
+    Subscription,
 };
 use promiscuous_core::wire::EndpointPattern;
 use promiscuous_core::BackendError;
@@ -234,6 +235,25 @@ impl Broker for InProcessBroker {
 
     fn dead_letter_store(&self) -> Option<&dyn DeadLetterStore> {
         Some(self)
+    }
+
+    /// `<queue>.error` names the dead letters of `<queue>`.
+    async fn queue_depth(&self, queue: &str) -> Result<Option<QueueDepth>, BackendError> {
+        let state = self.shared.lock();
+        if let Some(of) = queue.strip_suffix(".error") {
+            if let Some(letters) = state.dead_letters.get(of) {
+                return Ok(Some(QueueDepth {
+                    ready: letters.len() as u64,
+                    unacked: Some(0),
+                    consumers: Some(0),
+                }));
+            }
+        }
+        Ok(state.queues.get(queue).map(|q| QueueDepth {
+            ready: q.ready.len() as u64,
+            unacked: Some(q.unacked as u64),
+            consumers: None,
+        }))
     }
 
     async fn publish(&self, endpoint: &str, payload: &[u8]) -> Result<(), BackendError> {

@@ -25,6 +25,7 @@ mod send;
 mod staged;
 mod sweeper;
 mod sync;
+mod sync_source;
 mod transaction;
 
 pub use pipeline::{PendingWrite, Produced};
@@ -33,6 +34,7 @@ pub use relay::{Relay, RelayPass, RunningRelay};
 pub use scope::{causal_scope, in_causal_scope};
 pub use staged::{Prepared, Staged};
 pub use sync::{InitialSync, SyncProgress, SyncReport};
+pub use sync_source::{StorageSync, SyncRequest, SyncSource};
 pub use transaction::Transaction;
 
 pub(crate) use recovery::run_in_background as run_recovery;

@@ -171,7 +171,10 @@ impl Publication {
     }
 
     async fn take_lock(&mut self, key: &str, doing: &str) -> Result<()> {
-        if let Some(previous) = self.locks.take(key, doing).await? {
+        let started = std::time::Instant::now();
+        let previous = self.locks.take(key, doing).await?;
+        crate::metrics::lock_wait(&self.rt.config.app, started.elapsed());
+        if let Some(previous) = previous {
             // A stopped publisher's publication: recover it now, and with
             // this one should this one stop too.
             recovery::resolve_later(&self.rt, previous.clone());
@@ -316,10 +319,23 @@ impl Publication {
         // A write that cannot be fenced, made while a lock expired: recovery
         // may have published the records' older state with these versions.
         let overtaken = self.kind == IntentKind::Unfenced && !self.locks.verify().await;
-        match rt.send(&endpoints, message).await {
+        let (model, id, version) = crate::metrics::first_operation(message);
+        let span = tracing::info_span!(
+            "promiscuous.publish",
+            app = %rt.config.app,
+            message = %self.id,
+            model = %model,
+            id = %id,
+            version,
+            operations = message.operations.len(),
+        );
+        match tracing::Instrument::instrument(rt.send(&endpoints, message), span).await {
             Ok(()) => {
                 for op in &message.operations {
                     scope::record(&op.endpoint, &op.id);
+                    if let Some(model) = op.types.first() {
+                        crate::metrics::published(&rt.config.app, &op.endpoint, model);
+                    }
                 }
                 self.settle(true).await;
                 Ok(Published { overtaken })

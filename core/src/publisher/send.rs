@@ -31,8 +31,12 @@ impl Runtime {
             let mut pauses =
                 crate::backoff::exponential(Duration::from_millis(100), Duration::from_secs(2));
             loop {
+                let started = Instant::now();
                 match self.broker.publish(endpoint, &payload).await {
-                    Ok(()) => break,
+                    Ok(()) => {
+                        crate::metrics::confirm(&self.config.app, started.elapsed());
+                        break;
+                    }
                     Err(e) if e.is_temporary() => {
                         let pause = pauses.next().unwrap_or(Duration::from_secs(2));
                         if Instant::now() + pause >= deadline {

@@ -25,6 +25,11 @@ const DEFAULT_BATCH: usize = 100;
 /// Where an initial sync stands, handed to [`InitialSync::on_progress`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SyncProgress {
+    /// Records read so far (by this worker, when partitioned: its share and
+    /// the others it skipped).
+    pub scanned: u64,
+    /// Records to read in all, when the storage counted them first.
+    pub total: Option<u64>,
     /// Records published so far.
     pub published: u64,
     /// Batches (messages) published so far.
@@ -135,6 +140,7 @@ impl<M: Publish + DeserializeOwned> InitialSync<M> {
                 break;
             };
             after = last.get(&key_field).cloned();
+            progress.scanned += page.len() as u64;
             let ids: Vec<Value> = page
                 .iter()
                 .filter_map(|record| record.get(&key_field).cloned())

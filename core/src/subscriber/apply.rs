@@ -56,6 +56,9 @@ pub(crate) async fn apply(
                 .collect::<Vec<u64>>();
             if replayed {
                 Counters::bump(&state.counters.duplicates);
+                for op in ops {
+                    crate::metrics::duplicate(&rt.config.app, &op.endpoint);
+                }
                 tracing::info!(app = %message.app, "operations already committed in the database (a replay after a crash) are not applied again");
             }
             &merged[..]
@@ -73,15 +76,17 @@ pub(crate) async fn apply(
     // after the first write: the later writes are not conditioned on it.
     let mut written = std::collections::HashSet::new();
     for (index, (op, handler)) in ops.iter().zip(handlers).enumerate() {
-        if matches!(op.operation, OperationKind::Noop | OperationKind::Baseline)
-            || gates.already_applied(index, values)
-        {
-            outcomes.push(Applied::Nothing);
+        if matches!(op.operation, OperationKind::Noop | OperationKind::Baseline) {
+            outcomes.push((Applied::Nothing, None));
+            continue;
+        }
+        if gates.already_applied(index, values) {
+            outcomes.push((Applied::Nothing, Some(Counted::AlreadyApplied)));
             continue;
         }
         let Some(handler) = handler else {
             tracing::debug!(endpoint = %op.endpoint, types = ?op.types, "no subscribed model for this type; skipped");
-            outcomes.push(Applied::Nothing);
+            outcomes.push((Applied::Nothing, Some(Counted::Unsubscribed)));
             continue;
         };
         let first = written.insert((
@@ -93,20 +98,52 @@ pub(crate) async fn apply(
             .apply(storage, message, op, ordered)
             .await
             .map_err(|e| super::handler::storage_failed(handler.definition().model, op, e))?;
-        outcomes.push(outcome.applied);
+        outcomes.push((
+            outcome.applied,
+            Some(Counted::Model(handler.definition().model)),
+        ));
         after_commit.extend(outcome.after_commit);
     }
     if let Some(tx) = transaction {
         tx.record_applied(&gates.targets()).await?;
         tx.commit().await?;
     }
-    for applied in outcomes {
-        let counter = match applied {
-            Applied::Nothing => &state.counters.skipped,
-            Applied::Stale => &state.counters.duplicates,
-            _ => &state.counters.applied,
+    let app = &rt.config.app;
+    for ((applied, what), op) in outcomes.into_iter().zip(ops) {
+        let counter = match (applied, what) {
+            (Applied::Nothing, what) => {
+                match what {
+                    Some(Counted::AlreadyApplied) => crate::metrics::duplicate(app, &op.endpoint),
+                    Some(Counted::Unsubscribed) => {
+                        crate::metrics::skipped(app, &op.endpoint, "unsubscribed")
+                    }
+                    _ => {}
+                }
+                &state.counters.skipped
+            }
+            (Applied::Stale, _) => {
+                crate::metrics::duplicate(app, &op.endpoint);
+                &state.counters.duplicates
+            }
+            (_, what) => {
+                if let Some(Counted::Model(model)) = what {
+                    crate::metrics::applied(app, &op.endpoint, model);
+                }
+                &state.counters.applied
+            }
         };
         Counters::bump(counter);
     }
     Ok(after_commit)
+}
+
+/// What an operation's outcome is counted as, in the metrics.
+#[derive(Clone, Copy)]
+enum Counted {
+    /// Applied by model (or found stale).
+    Model(&'static str),
+    /// A counter of the message was already past this operation.
+    AlreadyApplied,
+    /// No model of this app subscribes to its type.
+    Unsubscribed,
 }

@@ -159,6 +159,7 @@ pub(crate) async fn skip(rt: &Runtime, key: &str, to: u64, waited: Duration) -> 
     }
     rt.clock.advance(&[(key.to_owned(), to)]).await?;
     let endpoint = crate::dependency::endpoint_of_key(key).to_owned();
+    crate::metrics::recovery_skipped(&rt.config.app, &endpoint, to - applied);
     rt.report(&Error::Recover {
         key: key.to_owned(),
         applied,

@@ -65,6 +65,11 @@ impl Window {
         *self.progress.lock().unwrap_or_else(PoisonError::into_inner) = Instant::now();
     }
 
+    /// Sets the in-flight and waiting gauges of `app` to what the window holds.
+    pub fn export_gauges(&self, app: &str) {
+        crate::metrics::window(app, self.held(), self.waiting());
+    }
+
     /// Deliveries held now.
     pub fn held(&self) -> usize {
         self.held.load(Ordering::SeqCst)

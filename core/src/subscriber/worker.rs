@@ -77,7 +77,12 @@ impl Promiscuous {
         tracing::info!(
             app = %rt.config.app,
             queue = %subscription.queue,
-            bindings = ?subscription.bindings,
+            bindings = %subscription
+                .bindings
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
             mode = ?rt.config.mode,
             prefetch = rt.config.prefetch,
             runners = rt.config.runners,
@@ -276,6 +281,7 @@ async fn pump(state: Arc<State>, mut consumer: Box<dyn crate::traits::Consumer>)
             Some(Ok(delivery)) => {
                 pauses = crate::backoff::exponential(FIRST_RECONNECT_PAUSE, MAX_RECONNECT_PAUSE);
                 Counters::bump(&state.counters.received);
+                crate::metrics::received(&state.rt.config.app);
                 tasks.spawn(handle(state.clone(), delivery));
             }
             Some(Err(e)) => {
@@ -314,33 +320,57 @@ async fn settle(state: &State, delivery: Delivery, disposition: Option<Dispositi
 }
 
 async fn handle(state: Arc<State>, delivery: Delivery) {
-    let _held = state.sync.window.hold();
+    let held = state.sync.window.hold();
+    state.sync.window.export_gauges(&state.rt.config.app);
+    handle_held(&state, delivery).await;
+    drop(held);
+    state.sync.window.export_gauges(&state.rt.config.app);
+}
+
+async fn handle_held(state: &State, delivery: Delivery) {
+    let app = state.rt.config.app.clone();
     let message = match Message::decode(&delivery.payload) {
         Ok(message) => message,
         Err(e) => {
             let error = Error::Wire(e);
             state.rt.report(&error);
             Counters::bump(&state.counters.dead_lettered);
+            crate::metrics::dead_lettered(&app, &delivery.endpoint);
             let reason = crate::error::chain(&error);
-            settle(&state, delivery, Some(Disposition::DeadLetter { reason })).await;
+            settle(state, delivery, Some(Disposition::DeadLetter { reason })).await;
             return;
         }
     };
-    match process(&state, &message).await {
+    let (model, id, version) = crate::metrics::first_operation(&message);
+    let span = tracing::info_span!(
+        "promiscuous.receive",
+        app = %app,
+        from = %message.app,
+        message = message.id.as_deref().unwrap_or(""),
+        endpoint = %delivery.endpoint,
+        model = %model,
+        id = %id,
+        version,
+        operations = message.operations.len(),
+        attempt = delivery.attempt,
+    );
+    let processed = tracing::Instrument::instrument(process(state, &message), span).await;
+    match processed {
         Ok(Processed::Done) => {
-            settle(&state, delivery, None).await;
+            settle(state, delivery, None).await;
             state.sync.window.progressed();
         }
-        Ok(Processed::Stopped) => settle(&state, delivery, Some(Disposition::Requeue)).await,
+        Ok(Processed::Stopped) => settle(state, delivery, Some(Disposition::Requeue)).await,
         Ok(Processed::Deferred) => {
             Counters::bump(&state.counters.deferred);
-            settle(&state, delivery, Some(Disposition::Defer)).await
+            crate::metrics::deferred(&app);
+            settle(state, delivery, Some(Disposition::Defer)).await
         }
         Err(error) if error.is_state_lost() => {
             // Nothing can be ordered any more: hand the message back and stop
             // until an operator restarts with a bumped generation.
             state.rt.report(&error);
-            settle(&state, delivery, Some(Disposition::Requeue)).await;
+            settle(state, delivery, Some(Disposition::Requeue)).await;
             state.halt(crate::error::chain(&error));
         }
         Err(error) => {
@@ -350,10 +380,12 @@ async fn handle(state: Arc<State>, delivery: Delivery) {
             let disposition = disposition(config, delivery.attempt, &error);
             if matches!(disposition, Disposition::DeadLetter { .. }) {
                 Counters::bump(&state.counters.dead_lettered);
+                crate::metrics::dead_lettered(&app, &delivery.endpoint);
             } else if will_retry(config, delivery.attempt, &error) {
+                crate::metrics::retried(&app, &delivery.endpoint);
                 tracing::debug!(delay = ?retry_delay(config, delivery.attempt), "message retried later");
             }
-            settle(&state, delivery, Some(disposition)).await;
+            settle(state, delivery, Some(disposition)).await;
         }
     }
 }
@@ -370,6 +402,9 @@ async fn process(state: &State, message: &Message) -> Result<Processed> {
     let rt = &state.rt;
     if message.generation < rt.config.generation {
         Counters::bump(&state.counters.skipped);
+        for op in &message.operations {
+            crate::metrics::skipped(&rt.config.app, &op.endpoint, "stale_generation");
+        }
         rt.report(&Error::StaleGeneration {
             app: message.app.clone(),
             generation: message.generation,
@@ -415,6 +450,7 @@ async fn process(state: &State, message: &Message) -> Result<Processed> {
     let (values, guard) = match decision {
         Decision::Duplicate => {
             Counters::bump(&state.counters.duplicates);
+            crate::metrics::duplicate(&rt.config.app, endpoint);
             tracing::debug!(app = %message.app, "duplicate message acknowledged without applying");
             return Ok(Processed::Done);
         }
@@ -428,7 +464,10 @@ async fn process(state: &State, message: &Message) -> Result<Processed> {
         .acquire()
         .await
         .map_err(|_| Error::Shutdown("the worker's runner pool is closed"))?;
+    let started = std::time::Instant::now();
     let after_commit = apply(state, message, &ops, &gates, &values).await?;
+    crate::metrics::apply_duration(&rt.config.app, started.elapsed());
+    crate::metrics::latency(&rt.config.app, endpoint, message.timestamp);
     let targets = gates.targets();
     rt.clock.advance(&targets).await?;
     state

@@ -136,4 +136,27 @@ pub trait Broker: Send + Sync + Debug + 'static {
     fn dead_letter_store(&self) -> Option<&dyn crate::dead_letter::DeadLetterStore> {
         None
     }
+
+    /// How many messages `queue` holds, for operators (`status`).
+    ///
+    /// Behaviour: `Ok(None)` when the queue does not exist or the broker
+    /// keeps no queues (the Null broker); an error when the broker cannot be
+    /// asked (not connected).
+    async fn queue_depth(&self, queue: &str) -> Result<Option<QueueDepth>, BackendError> {
+        let _ = queue;
+        Ok(None)
+    }
+}
+
+/// How many messages a queue holds, as far as its broker tells
+/// ([`Broker::queue_depth`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct QueueDepth {
+    /// Messages waiting to be delivered.
+    pub ready: u64,
+    /// Messages delivered and not yet acknowledged, when the broker tells
+    /// (RabbitMQ's AMQP interface does not: its management UI does).
+    pub unacked: Option<u64>,
+    /// Consumers attached now, when the broker tells.
+    pub consumers: Option<u64>,
 }

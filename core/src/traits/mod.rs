@@ -9,7 +9,8 @@ mod outbox;
 mod storage;
 
 pub use broker::{
-    Acknowledge, Broker, BrokerCapabilities, Consumer, Delivery, Disposition, Subscription,
+    Acknowledge, Broker, BrokerCapabilities, Consumer, Delivery, Disposition, QueueDepth,
+    Subscription,
 };
 pub use clock::{
     fresh_epoch, Clock, IntentRecord, RecordedIntent, Step, Versions, INTENT_RETENTION,

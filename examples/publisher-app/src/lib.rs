@@ -11,8 +11,10 @@
 //! `examples/subscriber-app` includes them, with the factories of
 //! `mocks/factories.rs`, in its own tests.
 
-use promiscuous::sql::{SqlPublisher, SyncReport};
-use promiscuous::{BoxError, Promiscuous, Publish};
+use promiscuous::cli::App;
+use promiscuous::sql::{SqlPublisher, SqlSync, SyncReport};
+use promiscuous::{BoxError, ConfigBuilder, Promiscuous, Publish};
+use sea_orm::DatabaseConnection;
 use sea_orm::{ActiveValue::Set, ConnectionTrait, Database, EntityTrait, IntoActiveModel, Schema};
 use serde::{Deserialize, Serialize};
 
@@ -21,6 +23,18 @@ pub const APP: &str = "crowdtap";
 
 /// The database used when none is given.
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/crowdtap";
+
+/// The builder of this app's instance: its name, and the backends from the
+/// environment (`PROMISCUOUS_AMQP_URL`, `PROMISCUOUS_REDIS_URL`).
+pub fn configure() -> ConfigBuilder {
+    Promiscuous::configure().app(APP).no_subscribers()
+}
+
+/// This app as promiscuous's command line sees it: `publish User` syncs the
+/// users of `db`.
+pub fn cli_app(db: DatabaseConnection) -> App {
+    App::new(configure()).sync(SqlSync::<user::Entity>::new(db))
+}
 
 /// Crowdtap's users (table `users`), published as `User`.
 pub mod user {
@@ -98,7 +112,7 @@ impl Crowdtap {
     pub async fn connect(database_url: &str) -> Result<Self, BoxError> {
         let db = Database::connect(database_url).await?;
         create_tables(&db).await?;
-        let promiscuous = Promiscuous::configure().app(APP).build().await?;
+        let promiscuous = configure().build().await?;
         let publisher = SqlPublisher::builder(promiscuous.clone(), db)
             .entity::<user::Entity>()
             .build()?;
