@@ -140,15 +140,17 @@ fn peak_mib() -> Option<f64> {
     Some(kib / 1024.0)
 }
 
-/// Redis's own counters (`INFO stats`): commands processed, bytes in and
-/// out. The server is shared: run nothing else against it meanwhile.
-fn redis_counters() -> Option<[u64; 3]> {
+/// Redis's own counters (`INFO stats` and `INFO commandstats`): commands
+/// processed (the scripts' own calls included), bytes in and out, and
+/// script calls (`EVALSHA`, `EVAL`). The server is shared: run nothing else
+/// against it meanwhile.
+fn redis_counters() -> Option<[u64; 4]> {
     let output = std::process::Command::new("redis-cli")
-        .args(["-h", "127.0.0.1", "-p", "6379", "info", "stats"])
+        .args(["-h", "127.0.0.1", "-p", "6379", "info", "all"])
         .output()
         .ok()?;
     let text = String::from_utf8_lossy(&output.stdout);
-    let field = |name: &str| {
+    let field = |name: &str| -> Option<u64> {
         text.lines().find_map(|line| {
             line.strip_prefix(name)?
                 .strip_prefix(':')?
@@ -157,10 +159,23 @@ fn redis_counters() -> Option<[u64; 3]> {
                 .ok()
         })
     };
+    // `cmdstat_evalsha:calls=12,usec=…`
+    let calls = |command: &str| -> u64 {
+        text.lines()
+            .find_map(|line| {
+                line.strip_prefix(&format!("cmdstat_{command}:calls="))?
+                    .split(',')
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or(0)
+    };
     Some([
         field("total_commands_processed")?,
         field("total_net_input_bytes")?,
         field("total_net_output_bytes")?,
+        calls("evalsha") + calls("eval"),
     ])
 }
 
@@ -415,6 +430,7 @@ struct Figures {
     latency_p99_ms: Option<f64>,
     latency_max_ms: Option<f64>,
     redis_commands_per_op: Option<f64>,
+    redis_scripts_per_op: Option<f64>,
     redis_bytes_per_op: Option<f64>,
     peak_mib: Option<f64>,
 }
@@ -476,6 +492,7 @@ async fn run(args: &Args, full: bool) -> Figures {
     if let (Some(before), Some(after)) = (redis_before, args.real.then(redis_counters).flatten()) {
         let per_op = |delta: u64| delta as f64 / operations as f64;
         figures.redis_commands_per_op = Some(per_op(after[0] - before[0]));
+        figures.redis_scripts_per_op = Some(per_op(after[3] - before[3]));
         figures.redis_bytes_per_op = Some(per_op(after[1] - before[1] + after[2] - before[2]));
     }
     figures.ratio = figures
@@ -558,11 +575,13 @@ fn show(figures: &Figures) {
             "latency at {at:.0} ops/s: p50 {p50:.2} ms, p99 {p99:.2} ms, max {max:.2} ms (publish call to apply)"
         );
     }
-    if let (Some(commands), Some(bytes)) =
-        (figures.redis_commands_per_op, figures.redis_bytes_per_op)
-    {
+    if let (Some(commands), Some(scripts), Some(bytes)) = (
+        figures.redis_commands_per_op,
+        figures.redis_scripts_per_op,
+        figures.redis_bytes_per_op,
+    ) {
         println!(
-            "Redis per operation: {commands:.1} commands, {bytes:.0} bytes in and out (end to end)"
+            "Redis per operation: {scripts:.1} script calls, {commands:.1} commands in all, {bytes:.0} bytes in and out (end to end)"
         );
     }
     if let Some(peak) = figures.peak_mib {

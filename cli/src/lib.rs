@@ -17,11 +17,11 @@
 //!
 //! | command | what it does |
 //! | --- | --- |
-//! | `subscribe [--prefetch N] [--runners N] [--mode causal\|global\|weak\|unordered] [--recovery-timeout 10s] [--bareback] [--metrics-addr 0.0.0.0:9394]` | runs the worker until SIGINT or SIGTERM, then stops taking messages, finishes or hands back what it holds, and exits 0 (1 with the reason when the worker stopped by itself) |
-//! | `publish MODEL [--filter COND] [--partition I/N]` (alias `sync`) | initial sync of a model registered with [`App::sync`], with a progress bar on a terminal and progress lines otherwise |
+//! | `subscribe [--prefetch N] [--runners N] [--mode causal\|global\|weak\|unordered] [--recovery-timeout 10s] [--shutdown-timeout 30s] [--max-attempts N] [--bareback] [--metrics-addr 0.0.0.0:9394]` | runs the worker until SIGINT or SIGTERM, then stops taking messages, finishes or hands back what it holds, and exits 0 (1 with the reason when the worker stopped by itself; a second signal stops at once) |
+//! | `publish MODEL [--filter COND] [--partition I/N] [--batch-size N]` (alias `sync`) | initial sync of a model registered with [`App::sync`], with a progress bar on a terminal and progress lines otherwise |
 //! | `mocks [-o FILE]` | the mocks export of this app's publishers (what `validate::publishers` checks) |
 //! | `status [--json]` | broker, queue depths of `<app>` and `<app>.error`, clock state, publications awaiting recovery, lag per subscription |
-//! | `dead-letters list \| show ID \| replay (ID…\|--all) \| purge (ID…\|--all)` | the messages parked in `<app>.error` |
+//! | `dead-letters list [--json] \| show ID \| replay (ID…\|--all) \| purge (ID…\|--all)` | the messages parked in `<app>.error` |
 //!
 //! An app with a command line of its own flattens [`Command`] into it and
 //! calls [`Command::run`].

@@ -24,6 +24,12 @@ const UPKEEP: Duration = Duration::from_secs(5);
 /// The largest request read; anything longer is answered 400.
 const MAX_REQUEST: usize = 8 * 1024;
 
+/// How long a client may take to send its request.
+const READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Connections answered at once; more wait to be accepted.
+const MAX_CONNECTIONS: usize = 64;
+
 /// Why the metrics server did not start.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -109,7 +115,11 @@ fn recorder() -> Result<PrometheusHandle, MetricsServerError> {
 }
 
 async fn serve(listener: TcpListener, handle: PrometheusHandle, promiscuous: Promiscuous) {
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
         let Ok((stream, _)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
@@ -119,8 +129,29 @@ async fn serve(listener: TcpListener, handle: PrometheusHandle, promiscuous: Pro
             if let Err(error) = answer(stream, &handle, &promiscuous).await {
                 tracing::debug!(%error, "metrics request failed");
             }
+            drop(slot);
         });
     }
+}
+
+/// Reads the request head, up to [`MAX_REQUEST`] bytes and [`READ_TIMEOUT`];
+/// `None` when it is too long.
+async fn read_head(stream: &mut TcpStream) -> std::io::Result<Option<Vec<u8>>> {
+    let mut request = Vec::new();
+    let mut buffer = [0u8; 1024];
+    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+        if request.len() >= MAX_REQUEST {
+            return Ok(None);
+        }
+        let read = tokio::time::timeout(READ_TIMEOUT, stream.read(&mut buffer))
+            .await
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "request too slow"))??;
+        if read == 0 {
+            break;
+        }
+        request.extend_from_slice(&buffer[..read]);
+    }
+    Ok(Some(request))
 }
 
 async fn answer(
@@ -128,15 +159,11 @@ async fn answer(
     handle: &PrometheusHandle,
     promiscuous: &Promiscuous,
 ) -> std::io::Result<()> {
-    let mut request = Vec::new();
-    let mut buffer = [0u8; 1024];
-    while !request.windows(4).any(|w| w == b"\r\n\r\n") && request.len() < MAX_REQUEST {
-        let read = stream.read(&mut buffer).await?;
-        if read == 0 {
-            break;
-        }
-        request.extend_from_slice(&buffer[..read]);
-    }
+    let Some(request) = read_head(&mut stream).await? else {
+        let response = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+        stream.write_all(response.as_bytes()).await?;
+        return stream.shutdown().await;
+    };
     let line = String::from_utf8_lossy(&request);
     let mut words = line.split_whitespace();
     let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));

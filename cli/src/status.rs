@@ -19,7 +19,22 @@ pub struct StatusArgs {
 
 /// Exits 0 when the broker and the clock answered, 1 otherwise.
 pub(crate) async fn run(app: App, args: StatusArgs) -> Result<ExitCode, BoxError> {
-    let promiscuous = app.config.no_recovery_worker().build().await?;
+    let name = app.config.resolve()?.app;
+    let promiscuous = match app.config.no_recovery_worker().build().await {
+        Ok(promiscuous) => promiscuous,
+        // A server that cannot be reached is what `status` is asked about.
+        Err(error) => {
+            let problem = promiscuous_core::error::chain(&error);
+            if args.json {
+                let report =
+                    serde_json::json!({ "app": name, "healthy": false, "problem": problem });
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!("app {name}: NOT healthy: {problem}");
+            }
+            return Ok(ExitCode::FAILURE);
+        }
+    };
     let status = promiscuous.status().await;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&status)?);
@@ -94,8 +109,13 @@ fn text(status: &Status) -> String {
                 subscription.endpoint, subscription.applied
             ),
             _ => format!(
-                "subscribed to {}: {} applied (the publisher's counters are not in this clock)\n",
-                subscription.endpoint, subscription.applied
+                "subscribed to {}: {} applied; lag unknown: {}\n",
+                subscription.endpoint,
+                subscription.applied,
+                subscription
+                    .note
+                    .as_deref()
+                    .unwrap_or("no publisher counters")
             ),
         });
     }

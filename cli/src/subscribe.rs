@@ -102,7 +102,17 @@ pub(crate) async fn run(app: App, args: SubscribeArgs) -> Result<ExitCode, BoxEr
         }
     };
     if stopped_by_itself.is_none() {
-        worker.shutdown().await;
+        // A second signal stops at once: what the worker holds goes back
+        // to the queue when its connection closes.
+        tokio::select! {
+            () = worker.shutdown() => {}
+            signal = signals::stop_requested() => {
+                return Err(format!(
+                    "{signal} again: stopped without waiting for the operations being applied; the messages held go back to the queue"
+                )
+                .into());
+            }
+        }
     }
     let stats = worker.stats();
     println!(
@@ -115,6 +125,7 @@ pub(crate) async fn run(app: App, args: SubscribeArgs) -> Result<ExitCode, BoxEr
     }
     match stopped_by_itself {
         Some(Err(error)) => Err(error.into()),
-        _ => Ok(ExitCode::SUCCESS),
+        Some(Ok(())) => Err(format!("the worker of {name} stopped without being asked").into()),
+        None => Ok(ExitCode::SUCCESS),
     }
 }

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use ::metrics::{counter, gauge, histogram};
 
-/// Operations a publisher's broker confirmed (`endpoint`, `model`).
+/// Operations whose message the broker confirmed, however published (a
+/// write, the outbox relay, recovery, a sync); `noop`s and baselines left
+/// out (`endpoint`, `model`).
 pub const PUBLISHED: &str = "promiscuous_operations_published_total";
 /// Time a publisher waited for the locks of a write, in seconds.
 pub const LOCK_WAIT: &str = "promiscuous_publish_lock_wait_seconds";

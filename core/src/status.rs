@@ -95,6 +95,20 @@ pub struct SubscriptionStatus {
     /// Operations published and not yet applied, summed per counter; `None`
     /// when the publisher's counters are not known.
     pub behind: Option<u64>,
+    /// Why `published` and `behind` are not known, when they are not.
+    pub note: Option<String>,
+}
+
+impl SubscriptionStatus {
+    fn unknown(endpoint: String, applied: u64, note: impl Into<String>) -> Self {
+        Self {
+            endpoint,
+            published: None,
+            applied,
+            behind: None,
+            note: Some(note.into()),
+        }
+    }
 }
 
 impl Promiscuous {
@@ -179,21 +193,22 @@ async fn subscription_status(
         Mode::Causal => true,
         Mode::Global => false,
         Mode::Weak | Mode::Unordered => {
-            return SubscriptionStatus {
+            return SubscriptionStatus::unknown(
                 endpoint,
-                published: None,
-                applied: 0,
-                behind: None,
-            }
+                0,
+                format!(
+                    "the {:?} mode keeps no counters to compare with the publisher's",
+                    rt.config.mode
+                ),
+            )
         }
     };
     let Some(publisher) = pattern.app() else {
-        return SubscriptionStatus {
+        return SubscriptionStatus::unknown(
             endpoint,
-            published: None,
-            applied: 0,
-            behind: None,
-        };
+            0,
+            "any publisher app: name it (`from = \"app/model\"`) to see its lag",
+        );
     };
     let generation = rt.config.generation;
     let clock = rt.clock.as_ref();
@@ -206,16 +221,28 @@ async fn subscription_status(
     let matches = |counter: &str| {
         counter.contains('#') == record_counters && pattern.matches_str(endpoint_of_key(counter))
     };
-    let published = counters(clock, &published_prefix, &matches).await;
-    let applied = counters(clock, &applied_prefix, &matches).await;
+    let (published, applied) = match (
+        counters(clock, &published_prefix, &matches).await,
+        counters(clock, &applied_prefix, &matches).await,
+    ) {
+        (Ok(published), Ok(applied)) => (published, applied),
+        (Err(e), _) | (_, Err(e)) => {
+            return SubscriptionStatus::unknown(
+                endpoint,
+                0,
+                format!("the clock's counters could not be read: {}", chain(&e)),
+            )
+        }
+    };
     let applied_total = applied.values().sum();
     if published.is_empty() {
-        return SubscriptionStatus {
+        return SubscriptionStatus::unknown(
             endpoint,
-            published: None,
-            applied: applied_total,
-            behind: None,
-        };
+            applied_total,
+            format!(
+                "no counter of {publisher} in generation {generation} in this clock: it publishes to another Redis, runs another generation, or published nothing yet"
+            ),
+        );
     }
     let behind = published
         .iter()
@@ -228,6 +255,7 @@ async fn subscription_status(
         published: Some(published.values().sum()),
         applied: applied_total,
         behind: Some(behind),
+        note: None,
     }
 }
 
@@ -237,14 +265,12 @@ async fn counters(
     clock: &dyn Clock,
     prefix: &str,
     keep: &dyn Fn(&str) -> bool,
-) -> BTreeMap<String, u64> {
+) -> Result<BTreeMap<String, u64>, crate::BackendError> {
     let namespace = prefix.len() - prefix.rsplit(':').next().map_or(0, str::len);
     let mut found = BTreeMap::new();
     let mut cursor = 0;
     loop {
-        let Ok((page, next)) = clock.scan(prefix, cursor).await else {
-            break;
-        };
+        let (page, next) = clock.scan(prefix, cursor).await?;
         for (key, value) in page {
             // Weak mode's per-record keys (`endpoint@id`) are not counters.
             if key.contains('@') || !keep(&key[namespace..]) {
@@ -257,5 +283,5 @@ async fn counters(
         }
         cursor = next;
     }
-    found
+    Ok(found)
 }

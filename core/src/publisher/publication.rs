@@ -172,8 +172,10 @@ impl Publication {
 
     async fn take_lock(&mut self, key: &str, doing: &str) -> Result<()> {
         let started = std::time::Instant::now();
-        let previous = self.locks.take(key, doing).await?;
+        let taken = self.locks.take(key, doing).await;
+        // Recorded for a wait that timed out too: those matter most.
         crate::metrics::lock_wait(&self.rt.config.app, started.elapsed());
+        let previous = taken?;
         if let Some(previous) = previous {
             // A stopped publisher's publication: recover it now, and with
             // this one should this one stop too.
@@ -333,9 +335,6 @@ impl Publication {
             Ok(()) => {
                 for op in &message.operations {
                     scope::record(&op.endpoint, &op.id);
-                    if let Some(model) = op.types.first() {
-                        crate::metrics::published(&rt.config.app, &op.endpoint, model);
-                    }
                 }
                 self.settle(true).await;
                 Ok(Published { overtaken })

@@ -49,6 +49,19 @@ impl Runtime {
                 }
             }
         }
+        // Every way of publishing comes here (a write, the relay, recovery,
+        // a sync): each operation is counted once its message is confirmed.
+        for op in &message.operations {
+            if matches!(
+                op.operation,
+                crate::wire::OperationKind::Noop | crate::wire::OperationKind::Baseline
+            ) {
+                continue;
+            }
+            if let Some(model) = op.types.first() {
+                crate::metrics::published(&self.config.app, &op.endpoint, model);
+            }
+        }
         Ok(())
     }
 }

@@ -55,10 +55,8 @@ pub(crate) async fn apply(
                 })
                 .collect::<Vec<u64>>();
             if replayed {
+                // Counted per operation below (`AlreadyApplied`), once committed.
                 Counters::bump(&state.counters.duplicates);
-                for op in ops {
-                    crate::metrics::duplicate(&rt.config.app, &op.endpoint);
-                }
                 tracing::info!(app = %message.app, "operations already committed in the database (a replay after a crash) are not applied again");
             }
             &merged[..]

@@ -209,10 +209,21 @@ impl Worker {
     /// saying why (reported through the error notifier and logged at ERROR
     /// when it happened). A service's `main` can end with it, so that the
     /// process exits (and is restarted) instead of running with no consumer.
+    ///
+    /// Cancel safe: dropped before the worker stopped (in a `select!` with a
+    /// signal, say), it leaves the worker running, and
+    /// [`shutdown`](Self::shutdown) still waits for it.
     pub async fn wait(&mut self) -> Result<()> {
-        if let Some(pump) = self.pump.take() {
-            if let Err(e) = pump.await {
-                tracing::error!(error = %e, "subscriber worker task failed");
+        if let Some(pump) = self.pump.as_mut() {
+            let joined = pump.await;
+            self.pump = None;
+            if let Err(e) = joined {
+                let error = Error::WorkerStopped {
+                    app: self.state.rt.config.app.clone(),
+                    reason: format!("its task failed: {e}"),
+                };
+                self.state.rt.report(&error);
+                return Err(error);
             }
         }
         match self.state.stopped_by_itself() {
@@ -259,6 +270,7 @@ async fn pump(state: Arc<State>, mut consumer: Box<dyn crate::traits::Consumer>)
             }
             _ = check.tick() => {
                 state.sync.window.check();
+                state.sync.window.export_gauges(&state.rt.config.app);
                 continue;
             }
             next = consumer.next() => next,
@@ -402,7 +414,11 @@ async fn process(state: &State, message: &Message) -> Result<Processed> {
     let rt = &state.rt;
     if message.generation < rt.config.generation {
         Counters::bump(&state.counters.skipped);
-        for op in &message.operations {
+        for op in message
+            .operations
+            .iter()
+            .filter(|op| rt.router.listens_to(&op.endpoint))
+        {
             crate::metrics::skipped(&rt.config.app, &op.endpoint, "stale_generation");
         }
         rt.report(&Error::StaleGeneration {
@@ -450,7 +466,9 @@ async fn process(state: &State, message: &Message) -> Result<Processed> {
     let (values, guard) = match decision {
         Decision::Duplicate => {
             Counters::bump(&state.counters.duplicates);
-            crate::metrics::duplicate(&rt.config.app, endpoint);
+            for op in &ops {
+                crate::metrics::duplicate(&rt.config.app, &op.endpoint);
+            }
             tracing::debug!(app = %message.app, "duplicate message acknowledged without applying");
             return Ok(Processed::Done);
         }
@@ -466,8 +484,10 @@ async fn process(state: &State, message: &Message) -> Result<Processed> {
         .map_err(|_| Error::Shutdown("the worker's runner pool is closed"))?;
     let started = std::time::Instant::now();
     let after_commit = apply(state, message, &ops, &gates, &values).await?;
-    crate::metrics::apply_duration(&rt.config.app, started.elapsed());
-    crate::metrics::latency(&rt.config.app, endpoint, message.timestamp);
+    if !ops.is_empty() {
+        crate::metrics::apply_duration(&rt.config.app, started.elapsed());
+        crate::metrics::latency(&rt.config.app, endpoint, message.timestamp);
+    }
     let targets = gates.targets();
     rt.clock.advance(&targets).await?;
     state
