@@ -52,22 +52,6 @@ pub const ERRORS: &str = "promiscuous_errors_total";
 /// (set by whoever exports the metrics, at each scrape).
 pub const HEALTHY: &str = "promiscuous_healthy";
 
-/// The fields of the tracing span of `message` (`promiscuous.publish` and
-/// `promiscuous.receive`): its first operation's model, id and version, and
-/// how many operations it carries.
-pub(crate) fn first_operation(message: &crate::wire::Message) -> (String, String, u64) {
-    message.operations.first().map_or_else(
-        || (String::new(), String::new(), 0),
-        |op| {
-            (
-                op.types.first().cloned().unwrap_or_default(),
-                op.id_text(),
-                op.own_version().map_or(0, |v| v.version),
-            )
-        },
-    )
-}
-
 /// Every metric name, for exporters and documentation checks.
 pub const ALL: &[&str] = &[
     PUBLISHED,

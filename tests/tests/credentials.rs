@@ -65,6 +65,20 @@ async fn build(amqp: &str, redis: &str) -> (Option<String>, String) {
     (error, captured.text())
 }
 
+/// The error names the server by `shown` (its redacted URL) and neither it
+/// nor any log line holds the password.
+fn assert_hidden(error: Option<String>, logs: &str, shown: &str) -> String {
+    let error = error.expect("the build fails");
+    println!("{error}");
+    assert!(error.contains(shown), "the error names the server: {error}");
+    assert!(!error.contains(PASSWORD), "{error}");
+    assert!(
+        !logs.contains(PASSWORD),
+        "a log line shows the password:\n{logs}"
+    );
+    error
+}
+
 #[tokio::test]
 async fn a_refused_rabbitmq_password_is_not_shown() {
     let (error, logs) = build(
@@ -72,20 +86,10 @@ async fn a_refused_rabbitmq_password_is_not_shown() {
         "redis://127.0.0.1:6379/",
     )
     .await;
-    let error = error.expect("RabbitMQ refuses the password");
-    println!("{error}");
-    assert!(
-        error.contains("guest:***@127.0.0.1"),
-        "the error names the server: {error}"
-    );
+    let error = assert_hidden(error, &logs, "guest:***@127.0.0.1");
     assert!(
         error.contains("ACCESS_REFUSED"),
         "the error says why: {error}"
-    );
-    assert!(!error.contains(PASSWORD), "{error}");
-    assert!(
-        !logs.contains(PASSWORD),
-        "a log line shows the password:\n{logs}"
     );
 }
 
@@ -96,17 +100,7 @@ async fn an_unreachable_redis_with_a_password_is_not_shown() {
         &format!("redis://:{PASSWORD}@127.0.0.1:1/"),
     )
     .await;
-    let error = error.expect("nothing listens on port 1");
-    println!("{error}");
-    assert!(
-        error.contains("127.0.0.1:1"),
-        "the error names the server: {error}"
-    );
-    assert!(!error.contains(PASSWORD), "{error}");
-    assert!(
-        !logs.contains(PASSWORD),
-        "a log line shows the password:\n{logs}"
-    );
+    assert_hidden(error, &logs, "127.0.0.1:1");
 }
 
 #[tokio::test]
@@ -116,15 +110,5 @@ async fn an_unreachable_rabbitmq_with_a_password_is_not_shown() {
         "redis://127.0.0.1:6379/",
     )
     .await;
-    let error = error.expect("nothing listens on port 1");
-    println!("{error}");
-    assert!(
-        error.contains("admin:***@127.0.0.1:1"),
-        "the error names the server: {error}"
-    );
-    assert!(!error.contains(PASSWORD), "{error}");
-    assert!(
-        !logs.contains(PASSWORD),
-        "a log line shows the password:\n{logs}"
-    );
+    assert_hidden(error, &logs, "admin:***@127.0.0.1:1");
 }

@@ -321,16 +321,16 @@ impl Publication {
         // A write that cannot be fenced, made while a lock expired: recovery
         // may have published the records' older state with these versions.
         let overtaken = self.kind == IntentKind::Unfenced && !self.locks.verify().await;
-        let (model, id, version) = crate::metrics::first_operation(message);
         let span = tracing::info_span!(
             "promiscuous.publish",
             app = %rt.config.app,
             message = %self.id,
-            model = %model,
-            id = %id,
-            version,
+            model = tracing::field::Empty,
+            id = tracing::field::Empty,
+            version = tracing::field::Empty,
             operations = message.operations.len(),
         );
+        message.describe_in(&span);
         match tracing::Instrument::instrument(rt.send(&endpoints, message), span).await {
             Ok(()) => {
                 for op in &message.operations {

@@ -331,15 +331,11 @@ async fn settle(state: &State, delivery: Delivery, disposition: Option<Dispositi
     }
 }
 
+/// Handles one delivery. The in-flight and waiting gauges are exported by
+/// the pump's window check (every 100 ms), not per delivery.
 async fn handle(state: Arc<State>, delivery: Delivery) {
-    let held = state.sync.window.hold();
-    state.sync.window.export_gauges(&state.rt.config.app);
-    handle_held(&state, delivery).await;
-    drop(held);
-    state.sync.window.export_gauges(&state.rt.config.app);
-}
-
-async fn handle_held(state: &State, delivery: Delivery) {
+    let _held = state.sync.window.hold();
+    let state = state.as_ref();
     let app = state.rt.config.app.clone();
     let message = match Message::decode(&delivery.payload) {
         Ok(message) => message,
@@ -353,19 +349,19 @@ async fn handle_held(state: &State, delivery: Delivery) {
             return;
         }
     };
-    let (model, id, version) = crate::metrics::first_operation(&message);
     let span = tracing::info_span!(
         "promiscuous.receive",
         app = %app,
         from = %message.app,
         message = message.id.as_deref().unwrap_or(""),
         endpoint = %delivery.endpoint,
-        model = %model,
-        id = %id,
-        version,
+        model = tracing::field::Empty,
+        id = tracing::field::Empty,
+        version = tracing::field::Empty,
         operations = message.operations.len(),
         attempt = delivery.attempt,
     );
+    message.describe_in(&span);
     let processed = tracing::Instrument::instrument(process(state, &message), span).await;
     match processed {
         Ok(Processed::Done) => {

@@ -137,6 +137,22 @@ impl Dependency {
     }
 }
 
+impl Message {
+    /// Records the first operation's model, id and version in `span` (the
+    /// `promiscuous.publish` and `promiscuous.receive` spans), when the span
+    /// is enabled: nothing is formatted for a span nobody records.
+    pub(crate) fn describe_in(&self, span: &tracing::Span) {
+        if span.is_disabled() {
+            return;
+        }
+        if let Some(op) = self.operations.first() {
+            span.record("model", op.types.first().map_or("", String::as_str));
+            span.record("id", op.id_text().as_str());
+            span.record("version", op.own_version().map_or(0, |v| v.version));
+        }
+    }
+}
+
 impl Operation {
     /// The record's own write dependency, when the operation has one.
     pub fn own_version(&self) -> Option<&Dependency> {
